@@ -1,0 +1,103 @@
+"""Engines for one node: a sync `Engine` and an `AsyncEngine`, created lazily, with backend fixes.
+
+The SQLite fixes follow SQLAlchemy's documented recipe: the stdlib driver's own transaction
+handling breaks SAVEPOINT, so the driver is put in autocommit mode and BEGIN is emitted by us.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ._config import NodeConfig
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class NodeEngines:
+    """The engines of one node, made on first use and disposed together."""
+
+    def __init__(self, node: NodeConfig) -> None:
+        self.node = node
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        self._lock = threading.Lock()
+        self._keeper: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"NodeEngines({self.node.safe_url!r})"
+
+    def _keep_memory_db(self) -> None:
+        if self.node.memory_uri is not None and self._keeper is None:
+            self._keeper = sqlite3.connect(self.node.memory_uri, uri=True, check_same_thread=False)
+
+    @property
+    def sync(self) -> Engine:
+        """The sync engine (created on first access)."""
+        engine = self._sync
+        if engine is None:
+            with self._lock:
+                if self._sync is None:
+                    self._keep_memory_db()
+                    engine = create_engine(self.node.sync_url, **self.node.engine_options)
+                    if self.node.backend == "sqlite":
+                        _sqlite_setup(engine)
+                    self._sync = engine
+                engine = self._sync
+        return engine
+
+    @property
+    def async_(self) -> AsyncEngine:
+        """The async engine (created on first access)."""
+        engine = self._async
+        if engine is None:
+            with self._lock:
+                if self._async is None:
+                    self._keep_memory_db()
+                    engine = create_async_engine(self.node.async_url, **self.node.engine_options)
+                    if self.node.backend == "sqlite":
+                        _sqlite_setup(engine.sync_engine)
+                    self._async = engine
+                engine = self._async
+        return engine
+
+    def dispose(self) -> None:
+        """Close the sync pool; drop the async pool without awaiting (use `adispose` when you can)."""
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
+        if self._async is not None:
+            # Closing async connections needs their event loop; outside one, drop them.
+            self._async.sync_engine.dispose(close=False)
+            self._async = None
+        self._close_keeper()
+
+    async def adispose(self) -> None:
+        """Close both pools, awaiting the async connections' close."""
+        if self._async is not None:
+            await self._async.dispose()
+            self._async = None
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
+        self._close_keeper()
+
+    def _close_keeper(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None

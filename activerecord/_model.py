@@ -1,0 +1,620 @@
+"""The `ActiveRecord` base class: a model class is a Core `Table` plus behaviour.
+
+Declaring a subclass builds its table (in the `MetaData` of its ``__connection__``) and puts
+each column on the class, so ``User.name`` is a Core column expression while ``user.name`` is
+the value. Instances keep a snapshot of what was last read or written; ``save`` writes only the
+fields that differ from it, so a concurrent change to another column survives.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, ClassVar, TypeVar, dataclass_transform
+
+from sqlalchemy import Connection, Index, Row, Table, UniqueConstraint, bindparam, select
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.ddl import sort_tables
+
+from . import _execute, _operations, _registry, _transaction
+from ._fields import MISSING, Field, PrimaryKeyField, _DateTimeField, _JSONField, utcnow
+from ._query import Query
+from .errors import (
+    ConfigurationError,
+    MissingPrimaryKeyError,
+    QueryError,
+    RecordNotFound,
+    UnknownFieldError,
+    ValidationError,
+)
+
+Self = TypeVar("Self", bound="ActiveRecord")
+
+_SENSITIVE = re.compile(r"password|passwd|secret|token|api_key", re.IGNORECASE)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _json_snapshot(value: Any) -> str:
+    # In-place changes to a JSON document do not rebind the attribute, so compare serialized forms.
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass_transform(kw_only_default=True)
+class ModelMeta(type):
+    """Builds the table of each model class from its declared fields."""
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> ModelMeta:
+        own_fields = {k: v for k, v in namespace.items() if isinstance(v, Field)}
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        if not any(isinstance(base, ModelMeta) for base in bases):
+            return cls  # ActiveRecord itself
+
+        fields: dict[str, Field] = {}
+        for base in reversed(cls.__mro__[1:]):
+            for fname, field in getattr(base, "_ar_declared", {}).items():
+                fields[fname] = field
+        fields.update(own_fields)
+        cls._ar_declared = fields  # type: ignore[attr-defined]
+        if namespace.get("__abstract__", False):
+            return cls
+        _build_table(cls, name, namespace, fields)  # type: ignore[arg-type]
+        return cls
+
+
+def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], declared: dict[str, Field]) -> None:
+    reserved = {k for k in dir(ActiveRecord) if not k.startswith("__")}
+    clash = sorted(set(declared) & reserved)
+    if clash:
+        raise ConfigurationError(f"{name}: field name(s) {', '.join(clash)} would hide ActiveRecord methods")
+    fields = {fname: field.copy() for fname, field in declared.items()}
+    for fname, field in fields.items():
+        field.name = fname
+    pks = [f for f in fields.values() if f.primary_key]
+    if not pks:
+        pk = PrimaryKeyField()
+        pk.name = "id"
+        fields = {"id": pk, **fields}
+        pks = [pk]
+    if len(pks) > 1:
+        raise ConfigurationError(f"{name}: composite primary keys are not supported; declare one primary key")
+
+    tablename = namespace.get("__tablename__") or _snake(name)
+    connection = cls.__connection__
+    metadata = _registry.metadata_for(connection)
+    if tablename in metadata.tables:
+        raise ConfigurationError(
+            f"{name}: table {tablename!r} is already declared on connection {connection!r}; "
+            "set __tablename__ or __connection__"
+        )
+    extras: list[Any] = []
+    for i, names in enumerate(getattr(cls, "__indexes__", ())):
+        _check_names(name, fields, names)
+        extras.append(Index(f"ix_{tablename}_{'_'.join(names)}", *names))
+    for names in getattr(cls, "__unique_together__", ()):
+        _check_names(name, fields, names)
+        extras.append(UniqueConstraint(*names, name=f"uq_{tablename}_{'_'.join(names)}"))
+    table = Table(tablename, metadata, *(f.column() for f in fields.values()), *extras)
+
+    cls.__table__ = table
+    cls.__tablename__ = tablename
+    cls.__fields__ = fields
+    cls._ar_names = tuple(fields)
+    cls._ar_pk = pks[0].name
+    cls._ar_json = tuple(i for i, f in enumerate(fields.values()) if isinstance(f, _JSONField))
+    cls._ar_auto_add = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and (f.auto_now_add or f.auto_now))
+    cls._ar_auto_now = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and f.auto_now)
+    pk_col = table.c[cls._ar_pk]
+    cls._ar_by_pk = select(table).where(pk_col == bindparam("_ar_pk"))
+    cls._ar_update_pk = table.update().where(pk_col == bindparam("_ar_pk"))
+    cls._ar_delete_pk = table.delete().where(pk_col == bindparam("_ar_pk"))
+    for fname in fields:
+        setattr(cls, fname, table.c[fname])
+    _registry.register(connection, cls)
+
+
+def _check_names(model: str, fields: Mapping[str, Field], names: Sequence[str]) -> None:
+    if isinstance(names, str) or not names:
+        raise ConfigurationError(f"{model}: composite indexes and constraints are tuples of field names")
+    unknown = [n for n in names if n not in fields]
+    if unknown:
+        raise ConfigurationError(f"{model}: unknown field(s) {', '.join(unknown)} in an index or constraint")
+
+
+class ActiveRecord(metaclass=ModelMeta):
+    """Base class of models. A subclass declares fields; its table is built from them.
+
+    >>> class User(ActiveRecord):
+    ...     __tablename__ = "users"
+    ...     id: int = PrimaryKeyField()
+    ...     name: str = StringField(max_length=100)
+    >>> user = User.create(name="ada")
+    >>> await User.find().where(User.name == "ada").aone()
+    """
+
+    __abstract__: ClassVar[bool] = True
+    __connection__: ClassVar[str] = "default"
+    __tablename__: ClassVar[str]
+    __table__: ClassVar[Table]
+    __fields__: ClassVar[dict[str, Field]]
+    __indexes__: ClassVar[Sequence[Sequence[str]]] = ()
+    __unique_together__: ClassVar[Sequence[Sequence[str]]] = ()
+
+    _ar_declared: ClassVar[dict[str, Field]] = {}
+    _ar_names: ClassVar[tuple[str, ...]]
+    _ar_pk: ClassVar[str]
+    _ar_json: ClassVar[tuple[int, ...]]
+    _ar_auto_add: ClassVar[tuple[str, ...]]
+    _ar_auto_now: ClassVar[tuple[str, ...]]
+    _ar_by_pk: ClassVar[Any]
+    _ar_update_pk: ClassVar[Any]
+    _ar_delete_pk: ClassVar[Any]
+
+    # Per-instance state, kept in __dict__ beside the field values.
+    _ar_saved: tuple[Any, ...] | None
+    _ar_using: str | None
+
+    def __init__(self, **values: Any) -> None:
+        cls = type(self)
+        if "__table__" not in cls.__dict__:
+            raise ConfigurationError(f"{cls.__name__} is abstract and has no table")
+        fields = cls.__fields__
+        unknown = [k for k in values if k not in fields]
+        if unknown:
+            raise UnknownFieldError(cls.__name__, {k: ["unknown field"] for k in unknown})
+        d = self.__dict__
+        for name, field in fields.items():
+            value = values.get(name, MISSING)
+            d[name] = field.initial() if value is MISSING else value
+        d["_ar_saved"] = None
+        d["_ar_using"] = None
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @classmethod
+    def _ar_load(cls: type[Self], row: Row[Any]) -> Self:
+        obj = cls.__new__(cls)
+        d = obj.__dict__
+        d.update(zip(cls._ar_names, row))
+        if cls._ar_json:
+            saved = list(row)
+            for i in cls._ar_json:
+                saved[i] = _json_snapshot(saved[i])
+            d["_ar_saved"] = tuple(saved)
+        else:
+            d["_ar_saved"] = tuple(row)
+        d["_ar_using"] = None
+        return obj
+
+    @classmethod
+    def _ar_loader(cls: type[Self], using: str | None) -> Any:
+        if using is None:
+            return cls._ar_load
+
+        def load(row: Row[Any]) -> Self:
+            obj = cls._ar_load(row)
+            obj.__dict__["_ar_using"] = using
+            return obj
+
+        return load
+
+    def _ar_snapshot(self) -> None:
+        d = self.__dict__
+        values = [d[n] for n in self._ar_names]
+        for i in self._ar_json:
+            values[i] = _json_snapshot(values[i])
+        d["_ar_saved"] = tuple(values)
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def is_persisted(self) -> bool:
+        """True once the record has been saved or loaded (and not deleted)."""
+        return self.__dict__["_ar_saved"] is not None
+
+    @property
+    def pk(self) -> Any:
+        """The primary key value (None before the first save of an auto-increment key)."""
+        return self.__dict__[self._ar_pk]
+
+    def changed_fields(self) -> dict[str, Any]:
+        """The fields whose values differ from what was last read or written, with the new values."""
+        saved = self.__dict__["_ar_saved"]
+        d = self.__dict__
+        if saved is None:
+            return {n: d[n] for n in self._ar_names}
+        json_positions = self._ar_json
+        changed = {}
+        for i, name in enumerate(self._ar_names):
+            value = d[name]
+            old = saved[i]
+            if i in json_positions:
+                if _json_snapshot(value) != old:
+                    changed[name] = value
+            elif value is not old and value != old:
+                changed[name] = value
+        return changed
+
+    def _ar_connection(self, using: str | None) -> str:
+        return using or self.__dict__.get("_ar_using") or self.__connection__
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def validation_errors(self) -> dict[str, list[str]]:
+        """Every problem with the current values, by field name (empty when valid)."""
+        d = self.__dict__
+        errors: dict[str, list[str]] = {}
+        for name, field in self.__fields__.items():
+            problems = field.check(d[name])
+            if problems:
+                errors[name] = problems
+        return errors
+
+    def validate(self) -> None:
+        """Raise `ValidationError` naming every bad field; called by ``save`` before any SQL."""
+        errors = self.validation_errors()
+        if errors:
+            raise ValidationError(type(self).__name__, errors)
+
+    @classmethod
+    def _ar_where_kwargs(cls, kwargs: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+        table = cls.__table__
+        conditions = []
+        for name, value in kwargs.items():
+            if name not in cls.__fields__:
+                raise QueryError(f"{cls.__name__} has no field {name!r}")
+            column = table.c[name]
+            conditions.append(column.is_(None) if value is None else column == value)
+        return conditions
+
+    @classmethod
+    def _ar_update_values(cls, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = [k for k in kwargs if k not in cls.__fields__]
+        if unknown:
+            raise UnknownFieldError(cls.__name__, {k: ["unknown field"] for k in unknown})
+        errors = {}
+        for name, value in kwargs.items():
+            problems = cls.__fields__[name].check(value)
+            if problems:
+                errors[name] = problems
+        if errors:
+            raise ValidationError(cls.__name__, errors)
+        return dict(kwargs)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _ar_insert_values(self) -> dict[str, Any]:
+        d = self.__dict__
+        if self._ar_auto_add:
+            now = utcnow()
+            for name in self._ar_auto_add:
+                if d[name] is None or name in self._ar_auto_now:
+                    d[name] = now
+        self.validate()
+        values = {n: d[n] for n in self._ar_names}
+        if values[self._ar_pk] is None:
+            del values[self._ar_pk]
+        return values
+
+    def _ar_update_changes(self) -> dict[str, Any]:
+        changes = self.changed_fields()
+        if not changes:
+            return changes
+        if self._ar_auto_now:
+            now = utcnow()
+            for name in self._ar_auto_now:
+                self.__dict__[name] = changes[name] = now
+        self.validate()
+        if self._ar_pk in changes:
+            raise QueryError(f"{type(self).__name__}: the primary key of a saved record cannot change")
+        return changes
+
+    def _ar_save_op(self, conn: Connection) -> None:
+        if self.__dict__["_ar_saved"] is None:
+            pk = _operations.insert_one(conn, self.__table__, self._ar_pending)
+            if pk is not None:
+                self.__dict__[self._ar_pk] = pk
+        elif self._ar_pending:
+            params = dict(self._ar_pending)
+            params["_ar_pk"] = self.pk
+            if _operations.execute_rowcount(conn, self._ar_update_pk, params) == 0:
+                raise RecordNotFound(f"{type(self).__name__} {self.pk!r} no longer exists")
+
+    def _ar_prepare_save(self) -> bool:
+        if self.__dict__["_ar_saved"] is None:
+            self.__dict__["_ar_pending"] = self._ar_insert_values()
+            return True
+        changes = self._ar_update_changes()
+        self.__dict__["_ar_pending"] = changes
+        return bool(changes)
+
+    def _ar_finish_save(self) -> None:
+        del self.__dict__["_ar_pending"]
+        self._ar_snapshot()
+
+    _ar_pending: dict[str, Any]
+
+    def save(self: Self, *, using: str | None = None) -> Self:
+        """Insert the record, or update the fields that changed; returns the record.
+
+        Validation runs first: a `ValidationError` leaves the database untouched.
+        """
+        if self._ar_prepare_save():
+            try:
+                _execute.run(self._ar_connection(using), True, self._ar_save_op)
+            except BaseException:
+                self.__dict__.pop("_ar_pending", None)
+                raise
+            self._ar_finish_save()
+        else:
+            self.__dict__.pop("_ar_pending", None)
+        if using is not None:
+            self.__dict__["_ar_using"] = using
+        return self
+
+    async def asave(self: Self, *, using: str | None = None) -> Self:
+        """`save` (async)."""
+        if self._ar_prepare_save():
+            try:
+                await _execute.arun(self._ar_connection(using), True, self._ar_save_op)
+            except BaseException:
+                self.__dict__.pop("_ar_pending", None)
+                raise
+            self._ar_finish_save()
+        else:
+            self.__dict__.pop("_ar_pending", None)
+        if using is not None:
+            self.__dict__["_ar_using"] = using
+        return self
+
+    def _ar_assign(self, values: Mapping[str, Any]) -> None:
+        unknown = [k for k in values if k not in self.__fields__]
+        if unknown:
+            raise UnknownFieldError(type(self).__name__, {k: ["unknown field"] for k in unknown})
+        self.__dict__.update(values)
+
+    def update(self: Self, **values: Any) -> Self:
+        """Set fields and save the changes; unknown names raise before anything is set."""
+        self._ar_assign(values)
+        return self.save()
+
+    async def aupdate(self: Self, **values: Any) -> Self:
+        """`update` (async)."""
+        self._ar_assign(values)
+        return await self.asave()
+
+    def _ar_require_pk(self) -> Any:
+        if self.__dict__["_ar_saved"] is None or self.pk is None:
+            raise MissingPrimaryKeyError(f"{type(self).__name__} has not been saved")
+        return self.pk
+
+    def delete(self, *, using: str | None = None) -> bool:
+        """Delete the record's row; True when a row was deleted (False if it was already gone)."""
+        pk = self._ar_require_pk()
+        count = _execute.run(self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk})
+        self.__dict__["_ar_saved"] = None
+        return count > 0
+
+    async def adelete(self, *, using: str | None = None) -> bool:
+        """`delete` (async)."""
+        pk = self._ar_require_pk()
+        count = await _execute.arun(self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk})
+        self.__dict__["_ar_saved"] = None
+        return count > 0
+
+    def _ar_apply_row(self, row: Row[Any] | None) -> None:
+        if row is None:
+            raise RecordNotFound(f"{type(self).__name__} {self.pk!r} no longer exists")
+        self.__dict__.update(zip(self._ar_names, row))
+        self._ar_snapshot()
+
+    def reload(self: Self, *, using: str | None = None) -> Self:
+        """Read the record's row again, dropping unsaved changes."""
+        pk = self._ar_require_pk()
+        row = _execute.run(self._ar_connection(using), False, _operations.fetch_row, self._ar_by_pk, {"_ar_pk": pk})
+        self._ar_apply_row(row)
+        return self
+
+    async def areload(self: Self, *, using: str | None = None) -> Self:
+        """`reload` (async)."""
+        pk = self._ar_require_pk()
+        row = await _execute.arun(self._ar_connection(using), False, _operations.fetch_row, self._ar_by_pk, {"_ar_pk": pk})
+        self._ar_apply_row(row)
+        return self
+
+    def to_dict(self, *, only: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> dict[str, Any]:
+        """The field values as JSON-ready data (datetimes and dates ISO 8601, Decimal and UUID as str)."""
+        names = list(only) if only is not None else list(self._ar_names)
+        unknown = [n for n in names if n not in self.__fields__]
+        if unknown:
+            raise UnknownFieldError(type(self).__name__, {k: ["unknown field"] for k in unknown})
+        skip = set(exclude)
+        d = self.__dict__
+        fields = self.__fields__
+        return {n: fields[n].to_json(d[n]) for n in names if n not in skip}
+
+    def __repr__(self) -> str:
+        d = self.__dict__
+        parts = ", ".join(
+            f"{n}='***'" if _SENSITIVE.search(n) and d.get(n) is not None else f"{n}={d.get(n)!r}"
+            for n in self._ar_names
+        )
+        return f"{type(self).__name__}({parts})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        pk = self.pk
+        return self is other or (pk is not None and pk == other.pk)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        pk = self.pk
+        return hash((type(self), pk)) if pk is not None else id(self)
+
+    # -- class-level API ----------------------------------------------------------------------
+
+    @classmethod
+    def find(cls: type[Self]) -> Query[Self]:
+        """A query over every record of this model."""
+        return Query(cls)
+
+    @classmethod
+    def find_by_id(cls: type[Self], pk: Any) -> Query[Self]:
+        """A query for the record whose primary key is ``pk``: ``User.find_by_id(7).one()``."""
+        if pk is None:
+            raise QueryError(f"{cls.__name__}.find_by_id() needs a primary key, not None")
+        return Query(cls).where(cls.__table__.c[cls._ar_pk] == pk)
+
+    @classmethod
+    def create(cls: type[Self], *, using: str | None = None, **values: Any) -> Self:
+        """Build a record from ``values``, save it and return it."""
+        return cls(**values).save(using=using)
+
+    @classmethod
+    async def acreate(cls: type[Self], *, using: str | None = None, **values: Any) -> Self:
+        """`create` (async)."""
+        return await cls(**values).asave(using=using)
+
+    @classmethod
+    def _ar_bulk(cls: type[Self], rows: Iterable[Mapping[str, Any] | Self]) -> tuple[list[Self], list[dict[str, Any]]]:
+        records: list[Self] = []
+        errors: dict[str, list[str]] = {}
+        values: list[dict[str, Any]] = []
+        for i, row in enumerate(rows):
+            try:
+                record = row if isinstance(row, cls) else cls(**row)  # type: ignore[arg-type]
+                if record.__dict__["_ar_saved"] is not None:
+                    raise ValidationError(cls.__name__, {"record": ["already saved"]})
+                values.append(record._ar_insert_values())
+            except ValidationError as exc:
+                for field, msgs in exc.errors.items():
+                    errors[f"rows[{i}].{field}"] = msgs
+                continue
+            records.append(record)
+        if errors:
+            raise ValidationError(cls.__name__, errors)
+        keyed = [v for v in values if cls._ar_pk in v]
+        if keyed and len(keyed) != len(values):
+            raise ValidationError(cls.__name__, {cls._ar_pk: ["give it for every row or for none"]})
+        return records, values
+
+    @classmethod
+    def _ar_bulk_done(cls: type[Self], records: list[Self], pks: list[Any] | None) -> list[Self]:
+        if pks is not None:
+            for record, pk in zip(records, pks):
+                record.__dict__[cls._ar_pk] = pk
+        for record in records:
+            record._ar_snapshot()
+        return records
+
+    @classmethod
+    def insert_many(cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None) -> list[Self]:
+        """Validate every row, then insert them all in one executemany.
+
+        Returns the records; their primary keys are filled in where the backend returns them
+        (PostgreSQL, SQLite, MariaDB).
+        """
+        records, values = cls._ar_bulk(rows)
+        if not values:
+            return []
+        pks = _execute.run(using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk)
+        return cls._ar_bulk_done(records, pks)
+
+    @classmethod
+    async def ainsert_many(cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None) -> list[Self]:
+        """`insert_many` (async)."""
+        records, values = cls._ar_bulk(rows)
+        if not values:
+            return []
+        pks = await _execute.arun(using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk)
+        return cls._ar_bulk_done(records, pks)
+
+    @classmethod
+    def execute_raw(cls, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, *, using: str | None = None) -> _operations.RawResult:
+        """Run SQL text with bound parameters (``:name`` placeholders) and return a `RawResult`.
+
+        >>> ActiveRecord.execute_raw("SELECT 1").scalar()
+        1
+        """
+        return _execute.run(using or cls.__connection__, True, _operations.execute_raw, sql, _check_params(params))
+
+    @classmethod
+    async def aexecute_raw(cls, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, *, using: str | None = None) -> _operations.RawResult:
+        """`execute_raw` (async)."""
+        return await _execute.arun(using or cls.__connection__, True, _operations.execute_raw, sql, _check_params(params))
+
+    @classmethod
+    def transaction(cls, using: str | None = None, *, isolation_level: str | None = None) -> AbstractContextManager[_transaction.Transaction]:
+        """A transaction on ``using`` (default: this model's connection); nesting makes a savepoint.
+
+        >>> with User.transaction():
+        ...     User.create(name="a")
+        """
+        return _transaction.transaction(using or cls.__connection__, isolation_level)
+
+    @classmethod
+    def atransaction(cls, using: str | None = None, *, isolation_level: str | None = None) -> AbstractAsyncContextManager[_transaction.Transaction]:
+        """`transaction` for ``async with``."""
+        return _transaction.atransaction(using or cls.__connection__, isolation_level)
+
+    @classmethod
+    def _ar_tables(cls, models: Iterable[type[ActiveRecord]] | None, name: str) -> list[Table]:
+        if models is not None:
+            tables = [m.__table__ for m in models]
+        elif "__table__" in cls.__dict__:
+            tables = [cls.__table__]
+        else:
+            tables = list(_registry.metadata_for(name).tables.values())
+        return sort_tables(tables)
+
+    @classmethod
+    def create_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
+        """Create the missing tables of the models on connection ``using`` (tests, demos; production uses migrations).
+
+        Called on a model class it creates that model's table; ``models=`` picks the models.
+        """
+        name = using or cls.__connection__
+        _execute.run(name, True, _create_tables, cls._ar_tables(models, name))
+
+    @classmethod
+    async def acreate_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
+        """`create_all` (async)."""
+        name = using or cls.__connection__
+        await _execute.arun(name, True, _create_tables, cls._ar_tables(models, name))
+
+    @classmethod
+    def drop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
+        """Drop the tables that `create_all` would create."""
+        name = using or cls.__connection__
+        _execute.run(name, True, _drop_tables, cls._ar_tables(models, name))
+
+    @classmethod
+    async def adrop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
+        """`drop_all` (async)."""
+        name = using or cls.__connection__
+        await _execute.arun(name, True, _drop_tables, cls._ar_tables(models, name))
+
+
+def _create_tables(conn: Connection, tables: list[Table]) -> None:
+    for table in tables:
+        table.create(conn, checkfirst=True)
+
+
+def _drop_tables(conn: Connection, tables: list[Table]) -> None:
+    for table in reversed(tables):
+        table.drop(conn, checkfirst=True)
+
+
+def _check_params(params: Any) -> Any:
+    if params is None or isinstance(params, Mapping):
+        return params
+    if isinstance(params, Sequence) and not isinstance(params, (str, bytes)) and all(isinstance(p, Mapping) for p in params):
+        return list(params)
+    raise QueryError("execute_raw() takes its parameters as a mapping (or a list of mappings) of bound values")
+
+
+__all__ = ["ActiveRecord", "ModelMeta"]

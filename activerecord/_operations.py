@@ -1,0 +1,103 @@
+"""The I/O of every operation, written once as plain sync code on a `sqlalchemy.Connection`.
+
+Async callers reach these through `AsyncConnection.run_sync` (see `_execute`), so each function
+here is the whole operation: it may run several statements, but never awaits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Executable, Row, Table, TextClause, text
+
+T = TypeVar("T")
+
+
+def insert_one(conn: Connection, table: Table, values: Mapping[str, Any]) -> Any:
+    """Insert one row; return its primary key as the database assigned it (or as given)."""
+    result = conn.execute(table.insert(), values)
+    key = result.inserted_primary_key
+    return key[0] if key is not None else None
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str) -> list[Any] | None:
+    """Insert ``rows`` in one executemany; the new primary keys in row order where the backend can."""
+    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
+        return list(conn.execute(stmt, list(rows)).scalars())
+    conn.execute(table.insert(), list(rows))
+    return None
+
+
+def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:
+    """Execute a DML statement; the number of rows it matched."""
+    return conn.execute(stmt, params).rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+def fetch_all(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> list[T]:
+    """Every row of ``stmt``, each passed through ``load``."""
+    return [load(row) for row in conn.execute(stmt, params)]
+
+
+def fetch_first(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> T | None:
+    """The first row of ``stmt`` through ``load``, or None."""
+    row = conn.execute(stmt, params).first()
+    return None if row is None else load(row)
+
+
+def fetch_up_to_two(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> list[T]:
+    """At most two rows: enough to tell "one" from "several" without reading them all."""
+    result = conn.execute(stmt, params)
+    rows = result.fetchmany(2)
+    result.close()
+    return [load(row) for row in rows]
+
+
+def fetch_row(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+    """The first row of ``stmt`` as a Core `Row`, or None."""
+    return conn.execute(stmt, params).first()
+
+
+def scalar(conn: Connection, stmt: Executable) -> Any:
+    """The single value of ``stmt``."""
+    return conn.execute(stmt).scalar()
+
+
+@dataclass
+class RawResult:
+    """What `execute_raw` returns: the rows (as dicts) of a query, or the row count of a command.
+
+    >>> ActiveRecord.execute_raw("SELECT 1 AS one").scalar()
+    1
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rowcount: int = -1
+    columns: list[str] = field(default_factory=list)
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        return next(iter(self.rows[0].values())) if self.rows else None
+
+    def first(self) -> dict[str, Any] | None:
+        """The first row, or None."""
+        return self.rows[0] if self.rows else None
+
+    def __iter__(self) -> Any:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def execute_raw(conn: Connection, sql: str | TextClause, params: Any) -> RawResult:
+    """Run SQL text with bound parameters (a mapping, or a list of mappings for executemany)."""
+    stmt = text(sql) if isinstance(sql, str) else sql
+    result = conn.execute(stmt, params)
+    if result.returns_rows:
+        columns = list(result.keys())
+        rows = [dict(row) for row in result.mappings()]
+        return RawResult(rows=rows, rowcount=len(rows), columns=columns)
+    return RawResult(rowcount=result.rowcount)

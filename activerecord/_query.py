@@ -1,0 +1,309 @@
+"""Queries: a Core ``Select`` being built, plus terminals that run it in either mode.
+
+Building is pure and generative: every builder returns a new query, the original is unchanged.
+Terminals hand the finished statement to `_operations` through `_execute`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, Row, Select, Table, exists, func, select
+from sqlalchemy.sql.expression import ClauseElement
+
+from . import _execute, _operations
+from ._manager import ConnectionManager
+from .errors import MultipleRecordsFound, QueryError, RecordNotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+
+class RecordClass(Protocol):
+    """What a query needs of the model class it returns."""
+
+    __table__: Table
+    __connection__: str
+
+    @classmethod
+    def _ar_loader(cls, using: str | None) -> Any: ...
+
+    @classmethod
+    def _ar_where_kwargs(cls, kwargs: Mapping[str, Any]) -> list[ColumnElement[bool]]: ...
+
+    @classmethod
+    def _ar_update_values(cls, kwargs: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+M = TypeVar("M")
+
+
+class Query(Generic[M]):
+    """A query for records of one model.
+
+    >>> User.find().where(User.age >= 18).order_by(User.name).limit(10).all()
+    >>> await User.find().where(name="ada").aone()
+    """
+
+    __slots__ = ("_model", "_where", "_order_by", "_limit", "_offset", "_using")
+
+    def __init__(self, model: type[M]) -> None:
+        self._model: Any = model
+        self._where: tuple[ColumnElement[bool], ...] = ()
+        self._order_by: tuple[Any, ...] = ()
+        self._limit: int | None = None
+        self._offset: int | None = None
+        self._using: str | None = None
+
+    def _copy(self) -> Query[M]:
+        new: Query[M] = object.__new__(type(self))
+        new._model = self._model
+        new._where = self._where
+        new._order_by = self._order_by
+        new._limit = self._limit
+        new._offset = self._offset
+        new._using = self._using
+        return new
+
+    def __repr__(self) -> str:
+        return f"<Query {self._model.__name__}: {self.to_sql()}>"
+
+    # -- building -----------------------------------------------------------------------------
+
+    def where(self, *conditions: ColumnElement[bool] | Any, **equals: Any) -> Query[M]:
+        """Add conditions (ANDed): Core expressions, or ``field=value`` for equality.
+
+        >>> User.find().where(User.name.like("a%"), active=True)
+        """
+        for condition in conditions:
+            if not isinstance(condition, ClauseElement):
+                raise QueryError(
+                    f"where() takes SQL expressions such as User.name == 'a', not "
+                    f"{type(condition).__name__} {condition!r}"
+                )
+        new = self._copy()
+        new._where = self._where + tuple(conditions) + tuple(self._model._ar_where_kwargs(equals))
+        return new
+
+    def order_by(self, *columns: Any) -> Query[M]:
+        """Add sort keys: columns, ``User.name.desc()``, or field names (``"-name"`` for descending)."""
+        keys = []
+        table: Table = self._model.__table__
+        for column in columns:
+            if isinstance(column, str):
+                descending = column.startswith("-")
+                name = column.lstrip("-")
+                if name not in table.c:
+                    raise QueryError(f"{self._model.__name__} has no field {name!r} to order by")
+                keys.append(table.c[name].desc() if descending else table.c[name])
+            else:
+                keys.append(column)
+        new = self._copy()
+        new._order_by = self._order_by + tuple(keys)
+        return new
+
+    def limit(self, n: int | None) -> Query[M]:
+        """Return at most ``n`` records."""
+        if n is not None and (not isinstance(n, int) or n < 0):
+            raise QueryError(f"limit must be a non-negative int, not {n!r}")
+        new = self._copy()
+        new._limit = n
+        return new
+
+    def offset(self, n: int | None) -> Query[M]:
+        """Skip the first ``n`` records."""
+        if n is not None and (not isinstance(n, int) or n < 0):
+            raise QueryError(f"offset must be a non-negative int, not {n!r}")
+        new = self._copy()
+        new._offset = n
+        return new
+
+    def using(self, name: str) -> Query[M]:
+        """Run on connection ``name`` instead of the model's own ``__connection__``."""
+        if not isinstance(name, str) or not name:
+            raise QueryError(f"using() takes a connection name, not {name!r}")
+        new = self._copy()
+        new._using = name
+        return new
+
+    @property
+    def _loader(self) -> Any:
+        return self._model._ar_loader(self._using)
+
+    @property
+    def connection_name(self) -> str:
+        """The connection this query runs on."""
+        return self._using or self._model.__connection__
+
+    @property
+    def statement(self) -> Select[Any]:
+        """The Core ``Select`` this query stands for."""
+        stmt = select(self._model.__table__)
+        if self._where:
+            stmt = stmt.where(*self._where)
+        if self._order_by:
+            stmt = stmt.order_by(*self._order_by)
+        if self._limit is not None:
+            stmt = stmt.limit(self._limit)
+        if self._offset is not None:
+            stmt = stmt.offset(self._offset)
+        return stmt
+
+    def to_sql(self, *, literal: bool = False) -> str:
+        """The SQL, in the dialect of this query's connection when it is configured.
+
+        ``literal=True`` renders the parameter values inline (for reading, never for running).
+        """
+        name = self.connection_name
+        dialect = ConnectionManager.engine(name).dialect if ConnectionManager.is_configured(name) else None
+        compiled = self.statement.compile(
+            dialect=dialect, compile_kwargs={"literal_binds": True} if literal else {}
+        )
+        return str(compiled)
+
+    # -- terminals ----------------------------------------------------------------------------
+
+    def all(self) -> list[M]:
+        """Every matching record."""
+        return _execute.run(self.connection_name, False, _operations.fetch_all, self.statement, self._loader)
+
+    async def aall(self) -> list[M]:
+        """Every matching record (async)."""
+        return await _execute.arun(self.connection_name, False, _operations.fetch_all, self.statement, self._loader)
+
+    def first(self) -> M | None:
+        """The first matching record, or None."""
+        return _execute.run(self.connection_name, False, _operations.fetch_first, self._first_stmt(), self._loader)
+
+    async def afirst(self) -> M | None:
+        """The first matching record, or None (async)."""
+        return await _execute.arun(self.connection_name, False, _operations.fetch_first, self._first_stmt(), self._loader)
+
+    def _first_stmt(self) -> Select[Any]:
+        return self.statement.limit(1)
+
+    def one(self) -> M:
+        """The one matching record; `RecordNotFound` or `MultipleRecordsFound` otherwise."""
+        return self._exactly_one(self._up_to_two())
+
+    async def aone(self) -> M:
+        """The one matching record (async); `RecordNotFound` or `MultipleRecordsFound` otherwise."""
+        return self._exactly_one(await self._aup_to_two())
+
+    def one_or_none(self) -> M | None:
+        """The one matching record or None; `MultipleRecordsFound` when there are several."""
+        return self._at_most_one(self._up_to_two())
+
+    async def aone_or_none(self) -> M | None:
+        """The one matching record or None (async)."""
+        return self._at_most_one(await self._aup_to_two())
+
+    def _up_to_two(self) -> list[M]:
+        return _execute.run(self.connection_name, False, _operations.fetch_up_to_two, self.statement, self._loader)
+
+    async def _aup_to_two(self) -> list[M]:
+        return await _execute.arun(self.connection_name, False, _operations.fetch_up_to_two, self.statement, self._loader)
+
+    def _at_most_one(self, found: list[M]) -> M | None:
+        if len(found) > 1:
+            raise MultipleRecordsFound(f"more than one {self._model.__name__} matches")
+        return found[0] if found else None
+
+    def _exactly_one(self, found: list[M]) -> M:
+        record = self._at_most_one(found)
+        if record is None:
+            raise RecordNotFound(f"no {self._model.__name__} matches")
+        return record
+
+    def _count_stmt(self) -> Select[Any]:
+        if self._limit is None and self._offset is None:
+            stmt = select(func.count()).select_from(self._model.__table__)
+            return stmt.where(*self._where) if self._where else stmt
+        return select(func.count()).select_from(self.statement.order_by(None).subquery())
+
+    def count(self) -> int:
+        """How many records match."""
+        return int(_execute.run(self.connection_name, False, _operations.scalar, self._count_stmt()))
+
+    async def acount(self) -> int:
+        """How many records match (async)."""
+        return int(await _execute.arun(self.connection_name, False, _operations.scalar, self._count_stmt()))
+
+    def _exists_stmt(self) -> Select[Any]:
+        return select(exists(self.statement.order_by(None)))
+
+    def exists(self) -> bool:
+        """Whether any record matches."""
+        return bool(_execute.run(self.connection_name, False, _operations.scalar, self._exists_stmt()))
+
+    async def aexists(self) -> bool:
+        """Whether any record matches (async)."""
+        return bool(await _execute.arun(self.connection_name, False, _operations.scalar, self._exists_stmt()))
+
+    def _bulk_where(self, verb: str) -> tuple[ColumnElement[bool], ...]:
+        if self._limit is not None or self._offset is not None or self._order_by:
+            raise QueryError(f"{verb} applies to every matching row: remove limit/offset/order_by")
+        return self._where
+
+    def _update_stmt(self, values: Mapping[str, Any]) -> Any:
+        checked = self._model._ar_update_values(values)
+        return self._model.__table__.update().where(*self._bulk_where("update_all")).values(checked)
+
+    def update_all(self, **values: Any) -> int:
+        """Set fields on every matching row in one UPDATE; returns the number of rows matched.
+
+        Values are validated first; no model hooks run and loaded records are not refreshed.
+        """
+        return _execute.run(self.connection_name, True, _operations.execute_rowcount, self._update_stmt(values))
+
+    async def aupdate_all(self, **values: Any) -> int:
+        """`update_all` (async)."""
+        return await _execute.arun(self.connection_name, True, _operations.execute_rowcount, self._update_stmt(values))
+
+    def _delete_stmt(self) -> Any:
+        return self._model.__table__.delete().where(*self._bulk_where("delete_all"))
+
+    def delete_all(self) -> int:
+        """Delete every matching row in one DELETE; returns the number of rows deleted."""
+        return _execute.run(self.connection_name, True, _operations.execute_rowcount, self._delete_stmt())
+
+    async def adelete_all(self) -> int:
+        """`delete_all` (async)."""
+        return await _execute.arun(self.connection_name, True, _operations.execute_rowcount, self._delete_stmt())
+
+    # -- streaming ----------------------------------------------------------------------------
+
+    def batches(self, size: int = 1000) -> Iterator[list[M]]:
+        """Stream the matching records in lists of ``size``, with a server-side cursor where the
+        backend has one, so memory stays flat however many rows match."""
+        if size < 1:
+            raise QueryError("batch size must be at least 1")
+        load = self._loader
+        with _execute.connection(self.connection_name) as conn:
+            result = _stream(conn, self.statement, size)
+            for part in result.partitions():
+                yield [load(row) for row in part]
+
+    async def abatches(self, size: int = 1000) -> AsyncIterator[list[M]]:
+        """`batches` (async): ``async for batch in query.abatches(500)``."""
+        if size < 1:
+            raise QueryError("batch size must be at least 1")
+        load = self._loader
+        async with _execute.aconnection(self.connection_name) as aconn:
+            result = await aconn.stream(self.statement.execution_options(yield_per=size))
+            async for part in result.partitions():
+                yield [load(row) for row in part]
+
+    def __iter__(self) -> Iterator[M]:
+        for batch in self.batches():
+            yield from batch
+
+    async def __aiter__(self) -> AsyncIterator[M]:
+        async for batch in self.abatches():
+            for record in batch:
+                yield record
+
+
+def _stream(conn: Connection, stmt: Select[Any], size: int) -> Any:
+    return conn.execute(stmt.execution_options(yield_per=size))

@@ -1,0 +1,79 @@
+"""The error hierarchy: every error this package raises derives from `ActiveRecordError`.
+
+Driver errors are never swallowed: where one is wrapped, the SQLAlchemy exception is chained
+as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class ActiveRecordError(Exception):
+    """Base class of every error raised by activerecord."""
+
+
+class ConfigurationError(ActiveRecordError):
+    """A connection or model is configured wrongly (unknown driver, missing key, unknown name)."""
+
+
+class ValidationError(ActiveRecordError):
+    """One or more field values are invalid; raised before any SQL runs.
+
+    ``errors`` maps each bad field name to the list of messages about it::
+
+        try:
+            User(name=None).save()
+        except ValidationError as e:
+            e.errors  # {"name": ["may not be null"]}
+    """
+
+    def __init__(self, model: str, errors: Mapping[str, list[str]]) -> None:
+        self.model = model
+        self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items()}
+        detail = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in self.errors.items())
+        super().__init__(f"{model} is invalid: {detail}")
+
+
+class UnknownFieldError(ValidationError):
+    """A keyword argument names no field of the model (no silent mass assignment)."""
+
+
+class RecordNotFound(ActiveRecordError):
+    """``one()`` found no row."""
+
+
+class MultipleRecordsFound(ActiveRecordError):
+    """``one()`` or ``one_or_none()`` found more than one row."""
+
+
+class ReadOnlyError(ActiveRecordError):
+    """A write was attempted where writes are not allowed (a replica, a ``prevent_writes`` scope)."""
+
+
+class TransactionError(ActiveRecordError):
+    """A transaction was used wrongly (sync call inside an async transaction, and the like)."""
+
+
+class MissingPrimaryKeyError(ActiveRecordError):
+    """An operation needs the primary key of a record that has none (not saved yet)."""
+
+
+__all__ = [
+    "ActiveRecordError",
+    "ConfigurationError",
+    "MissingPrimaryKeyError",
+    "MultipleRecordsFound",
+    "ReadOnlyError",
+    "RecordNotFound",
+    "TransactionError",
+    "UnknownFieldError",
+    "ValidationError",
+]
+
+
+class QueryError(ActiveRecordError):
+    """A query was built wrongly (a Python bool in ``where``, an unknown field name, ...)."""
+
+
+__all__ += ["QueryError"]

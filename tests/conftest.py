@@ -1,0 +1,97 @@
+"""Fixtures shared by the whole suite.
+
+Every test that takes ``db`` runs once per backend (SQLite, PostgreSQL, MariaDB) and once per
+mode (sync, async); ``db`` is the `IO` that calls the right form of each method.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from activerecord import ConnectionManager, metadata_for
+
+from .backends import ALL_BACKENDS, BackendDatabases
+from .dual import IO
+
+# The connection names the test models live on; each gets its own database per backend.
+CONNECTIONS = ("default", "users", "orders")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends",
+        default=os.environ.get("AR_TEST_BACKENDS", ",".join(ALL_BACKENDS)),
+        help="comma-separated backends to run against (sqlite,postgresql,mysql)",
+    )
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    names = [b.strip() for b in str(config.getoption("--backends")).split(",") if b.strip()]
+    unknown = set(names) - set(ALL_BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = selected_backends(metafunc.config)
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker is not None:
+            backends = [b for b in backends if b in marker.args]
+        metafunc.parametrize("backend", backends, scope="session")
+    if "mode" in metafunc.fixturenames:
+        metafunc.parametrize("mode", ["sync", "async"])
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[dict[str, BackendDatabases]]:
+    made: dict[str, BackendDatabases] = {}
+    yield made
+    ConnectionManager.clear()
+    for dbs in made.values():
+        dbs.close()
+
+
+@pytest.fixture(scope="session")
+def _configured() -> dict[str, object]:
+    return {"backend": None, "tables": set()}
+
+
+@pytest.fixture
+def backend_dbs(backend: str, databases: dict[str, BackendDatabases]) -> BackendDatabases:
+    if backend not in databases:
+        databases[backend] = BackendDatabases(backend)
+    dbs = databases[backend]
+    dbs.require()
+    return dbs
+
+
+def _tables(name: str) -> list[sa.Table]:
+    return list(metadata_for(name).sorted_tables)
+
+
+@pytest.fixture
+async def db(backend: str, mode: str, backend_dbs: BackendDatabases, _configured: dict[str, object]) -> AsyncIterator[IO]:
+    """Connections ``default``, ``users`` and ``orders`` on ``backend``, with empty tables."""
+    if _configured["backend"] != backend:
+        await ConnectionManager.aclear()
+        _configured["backend"] = backend
+    ConnectionManager.configure({name: backend_dbs.config(name) for name in CONNECTIONS})
+    created: set[tuple[str, str, str]] = _configured["tables"]  # type: ignore[assignment]
+    for name in CONNECTIONS:
+        missing = [t for t in _tables(name) if (backend, name, t.name) not in created]
+        if missing:
+            with ConnectionManager.engine(name).begin() as conn:
+                metadata_for(name).create_all(conn, tables=missing)
+            created.update((backend, name, t.name) for t in missing)
+    yield IO(mode)
+    for name in CONNECTIONS:
+        tables = [t for t in _tables(name) if (backend, name, t.name) in created]
+        with ConnectionManager.engine(name).begin() as conn:
+            for table in reversed(tables):
+                conn.execute(table.delete())
