@@ -17,6 +17,8 @@ from activerecord import ConnectionManager, metadata_for
 from .backends import ALL_BACKENDS, BackendDatabases
 from .dual import IO
 
+pytest_plugins = ["tests.harness.fixtures"]
+
 # The connection names the test models live on; each gets its own database per backend.
 CONNECTIONS = ("default", "users", "orders")
 

@@ -1,0 +1,1 @@
+"""Test harness: real PostgreSQL servers (primary + streaming replicas) for the test suite."""
