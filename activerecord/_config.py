@@ -112,7 +112,7 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
             )
         try:
             url = make_url(str(raw["url"]))
-        except ArgumentError as exc:
+        except ArgumentError:
             # The message of ArgumentError quotes the URL, password and all: do not chain its text.
             raise ConfigurationError(f"connection {name!r}: 'url' is not a database URL") from None
         backend = _backend_of(url.drivername)

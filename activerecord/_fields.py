@@ -297,4 +297,4 @@ def UUIDField(**options: Any) -> Any:  # noqa: N802
 
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware (UTC)."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

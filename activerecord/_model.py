@@ -92,7 +92,7 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
             "set __tablename__ or __connection__"
         )
     extras: list[Any] = []
-    for i, names in enumerate(getattr(cls, "__indexes__", ())):
+    for names in getattr(cls, "__indexes__", ()):
         _check_names(name, fields, names)
         extras.append(Index(f"ix_{tablename}_{'_'.join(names)}", *names))
     for names in getattr(cls, "__unique_together__", ()):
@@ -179,7 +179,7 @@ class ActiveRecord(metaclass=ModelMeta):
     def _ar_load(cls: type[Self], row: Row[Any]) -> Self:
         obj = cls.__new__(cls)
         d = obj.__dict__
-        d.update(zip(cls._ar_names, row))
+        d.update(zip(cls._ar_names, row, strict=False))
         if cls._ar_json:
             saved = list(row)
             for i in cls._ar_json:
@@ -409,7 +409,7 @@ class ActiveRecord(metaclass=ModelMeta):
     def _ar_apply_row(self, row: Row[Any] | None) -> None:
         if row is None:
             raise RecordNotFound(f"{type(self).__name__} {self.pk!r} no longer exists")
-        self.__dict__.update(zip(self._ar_names, row))
+        self.__dict__.update(zip(self._ar_names, row, strict=True))
         self._ar_snapshot()
 
     def reload(self: Self, *, using: str | None = None) -> Self:
@@ -449,7 +449,7 @@ class ActiveRecord(metaclass=ModelMeta):
         if type(other) is not type(self):
             return NotImplemented
         pk = self.pk
-        return self is other or (pk is not None and pk == other.pk)  # type: ignore[attr-defined]
+        return self is other or (pk is not None and pk == other.pk)
 
     def __hash__(self) -> int:
         pk = self.pk
@@ -505,7 +505,7 @@ class ActiveRecord(metaclass=ModelMeta):
     @classmethod
     def _ar_bulk_done(cls: type[Self], records: list[Self], pks: list[Any] | None) -> list[Self]:
         if pks is not None:
-            for record, pk in zip(records, pks):
+            for record, pk in zip(records, pks, strict=True):
                 record.__dict__[cls._ar_pk] = pk
         for record in records:
             record._ar_snapshot()

@@ -33,7 +33,7 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 
 def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:
     """Execute a DML statement; the number of rows it matched."""
-    return conn.execute(stmt, params).rowcount  # type: ignore[attr-defined,no-any-return]
+    return conn.execute(stmt, params).rowcount
 
 
 def fetch_all(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> list[T]:

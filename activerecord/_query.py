@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, Table, exists, func, select
+from sqlalchemy import ColumnElement, Select, Table, exists, func, select
 from sqlalchemy.sql.expression import ClauseElement
 
 from . import _execute, _operations
@@ -46,7 +46,7 @@ class Query(Generic[M]):
     >>> await User.find().where(name="ada").aone()
     """
 
-    __slots__ = ("_model", "_where", "_order_by", "_limit", "_offset", "_using")
+    __slots__ = ("_limit", "_model", "_offset", "_order_by", "_using", "_where")
 
     def __init__(self, model: type[M]) -> None:
         self._model: Any = model

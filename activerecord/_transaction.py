@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection
@@ -60,7 +61,10 @@ class Transaction:
         self.parent._on_rollback.extend(self._on_rollback)
 
 
-_current: ContextVar[Mapping[str, Transaction]] = ContextVar("activerecord_transactions", default={})
+# Never mutated: entering a transaction sets a new mapping, so tasks and threads cannot see each other's.
+_current: ContextVar[Mapping[str, Transaction]] = ContextVar(
+    "activerecord_transactions", default=MappingProxyType({})
+)
 
 
 def current(name: str) -> Transaction | None:

@@ -6,7 +6,7 @@ and come back aware (UTC), as PostgreSQL's ``timestamptz`` returns them.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
@@ -31,7 +31,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None or dialect.name == "postgresql":
             return value
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -40,8 +40,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):  # SQLite through some paths (raw text) returns ISO strings.
             value = datetime.fromisoformat(value)
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value
+            value = value.replace(tzinfo=UTC)
+        return value  # type: ignore[no-any-return]
 
 
 def json_type() -> TypeEngine[Any]:

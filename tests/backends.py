@@ -37,7 +37,7 @@ class BackendDatabases:
                 self._admin = sa.create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
                 with self._admin.connect() as conn:
                     conn.exec_driver_sql("SELECT 1")
-            except Exception as exc:  # noqa: BLE001 - any failure means the server is unusable
+            except Exception as exc:  # any failure means the server is unusable
                 self.error = f"{backend} server unreachable: {type(exc).__name__}: {exc}"
                 self._admin = None
 
@@ -78,7 +78,7 @@ class BackendDatabases:
         """Drop every database this run created."""
         if self._admin is not None:
             with self._admin.connect() as conn:
-                for name, cfg in self.created.items():
+                for cfg in self.created.values():
                     if self.backend == "postgresql":
                         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {cfg['database']} WITH (FORCE)")
                     else:
