@@ -1,4 +1,4 @@
-"""Every ```python block in docs/ runs: each page's blocks in order, as one script, in a fresh
+"""Every ```python block in docs/ and README.md runs: each page's blocks in order, as one script, in a fresh
 interpreter and an empty working folder. Blocks fenced ```python no-run need a server and are
 covered by the tests of their feature instead."""
 
@@ -14,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [*DOCS, ROOT / "README.md"]
 BLOCK = re.compile(r"^```python([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -22,7 +23,7 @@ def runnable_code(page: Path) -> str:
     return "\n".join(blocks)
 
 
-@pytest.mark.parametrize("page", [p for p in DOCS if runnable_code(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [p for p in PAGES if runnable_code(p)], ids=lambda p: p.name)
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     script = tmp_path / f"{page.stem}.py"
     script.write_text(runnable_code(page))
