@@ -101,3 +101,25 @@ class NodeEngines:
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
+
+
+def _checked_out(engine: Engine | None) -> int:
+    return 0 if engine is None else int(engine.pool.checkedout())  # type: ignore[attr-defined]
+
+
+def in_use(engines: NodeEngines) -> int:
+    """How many connections of ``engines`` (sync and async pools) are checked out right now."""
+    async_engine = engines._async
+    return _checked_out(engines._sync) + _checked_out(async_engine.sync_engine if async_engine else None)
+
+
+def dispose_sync_part(engines: NodeEngines) -> None:
+    """Close the sync pool only (the async pool needs an event loop to close its connections)."""
+    if engines._sync is not None:
+        engines._sync.dispose()
+        engines._sync = None
+
+
+def is_disposed(engines: NodeEngines) -> bool:
+    """Whether neither engine is open."""
+    return engines._sync is None and engines._async is None
