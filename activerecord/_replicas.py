@@ -38,18 +38,20 @@ _PG_PROBE = text(
 
 @dataclass(frozen=True)
 class Probe:
-    """What a replica said about itself: seconds of lag and replayed position (None: unknown)."""
+    """What a replica said about itself: seconds of lag, replayed position and whether it is a
+    standby at all (None: unknown, as on backends other than PostgreSQL)."""
 
     lag: float | None
     lsn: int | None
+    standby: bool | None = None
 
 
 def probe(conn: Connection) -> Probe:
     """Measure a replica's lag and replay position on its own connection (PostgreSQL only)."""
     if conn.dialect.name != "postgresql":
         return Probe(None, None)
-    _recovering, lsn, lag = conn.execute(_PG_PROBE).one()
-    return Probe(float(lag), None if lsn is None else _positions.parse_lsn(str(lsn)))
+    recovering, lsn, lag = conn.execute(_PG_PROBE).one()
+    return Probe(float(lag), None if lsn is None else _positions.parse_lsn(str(lsn)), bool(recovering))
 
 
 class Replica:
@@ -63,6 +65,8 @@ class Replica:
         self.checked_at = float("-inf")
         self.lag: float | None = None
         self.replayed: int = -1
+        # Only a standby's replay position can be compared with its primary's WAL position.
+        self.standby: bool | None = None
 
     def __repr__(self) -> str:
         return f"Replica({self.engines.node.safe_url!r})"
@@ -128,7 +132,9 @@ class Cluster:
         if self.options.max_lag is not None and time.monotonic() - replica.checked_at >= interval:
             return True
         wrote = self._pending(name)
-        return wrote is not None and wrote.lsn is not None and replica.replayed < wrote.lsn
+        if wrote is None or wrote.lsn is None or replica.standby is False:
+            return False
+        return replica.replayed < wrote.lsn
 
     def _pending(self, name: str) -> _positions.Position | None:
         if not self.options.read_your_writes:
@@ -141,6 +147,7 @@ class Cluster:
             with self._lock:
                 replica.checked_at = time.monotonic()
                 replica.lag = measured.lag
+                replica.standby = measured.standby
                 if measured.lsn is not None and measured.lsn > replica.replayed:
                     replica.replayed = measured.lsn
         max_lag = self.options.max_lag
@@ -154,7 +161,7 @@ class Cluster:
         wrote = self._pending(name)
         if wrote is None:
             return True
-        if wrote.lsn is not None and self.primary.node.backend == "postgresql":
+        if wrote.lsn is not None and replica.standby:
             return replica.replayed >= wrote.lsn
         return time.time() >= wrote.at + self.options.replica_delay
 
