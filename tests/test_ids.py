@@ -6,6 +6,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -15,7 +16,7 @@ from activerecord import IdGenerator, generate_id, id_timestamp
 def test_ids_are_positive_64_bit_and_strictly_increasing() -> None:
     ids = [generate_id() for _ in range(20_000)]
     assert all(0 < i < 2**63 for i in ids)
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in pairwise(ids))
 
 
 def test_ids_carry_their_time() -> None:
@@ -63,7 +64,7 @@ def test_low_bits_spread_evenly_for_modulo_sharding() -> None:
 def test_a_burst_beyond_one_millisecond_capacity_stays_unique_and_ordered() -> None:
     generator = IdGenerator(node=3)
     ids = [generator.next_id() for _ in range(10_000)]  # more than 2048 per millisecond
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in pairwise(ids))
 
 
 @pytest.mark.parametrize("node", [-1, 1024, "1", True, 1.5])

@@ -151,7 +151,7 @@ async def test_seed_config_service_reconfigures_under_traffic(db: IO, dbs: Datab
                 Order.create(user_id=100)
                 Order.find().where(user_id=100).count()
                 written[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             errors.append(exc)
 
     async def traffic_async() -> None:
@@ -160,7 +160,7 @@ async def test_seed_config_service_reconfigures_under_traffic(db: IO, dbs: Datab
                 await Order.acreate(user_id=100)
                 await Order.find().where(user_id=100).acount()
                 written[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             errors.append(exc)
 
     if db.is_async:
@@ -189,11 +189,12 @@ async def test_seed_config_service_reconfigures_under_traffic(db: IO, dbs: Datab
 
 
 def test_shard_groups_can_change_their_shards() -> None:
-    ConnectionManager.configure({"regroup": {"shards": {"rg_0": {"driver": "sqlite"}, "rg_1": {"driver": "sqlite"}}}})
+    sqlite = {"driver": "sqlite"}
+    ConnectionManager.configure({"regroup": {"shards": {"rg_0": sqlite, "rg_1": sqlite}}})
     try:
         kept = ConnectionManager.engine("rg_0")
         ConnectionManager.configure(
-            {"regroup": {"shards": {"rg_0": {"driver": "sqlite", "database": ":memory:"}, "rg_2": {"driver": "sqlite"}}}}
+            {"regroup": {"shards": {"rg_0": {"driver": "sqlite", "database": ":memory:"}, "rg_2": sqlite}}}
         )
         assert ConnectionManager.shards("regroup") == ["rg_0", "rg_2"]
         assert not ConnectionManager.is_configured("rg_1")

@@ -12,14 +12,14 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ActiveRecord, ConnectionManager, ReadOnlyError, metadata_for
-from activerecord import _execute, _operations
+from activerecord import ActiveRecord, ConnectionManager, ReadOnlyError, _execute, _operations, metadata_for
 from activerecord.errors import ConfigurationError
 
 from .backends import BackendDatabases
@@ -119,7 +119,7 @@ async def test_explicit_mode_reads_go_to_the_primary_unless_asked(db: IO, rep: R
 async def test_round_robin_alternates(db: IO, rep: Replicated) -> None:
     seen = [next(iter(await served_by(db, Order.find().using_read_replica()))) for _ in range(6)]
     assert set(seen) == {"r1", "r2"}
-    assert all(a != b for a, b in zip(seen, seen[1:], strict=False))
+    assert all(a != b for a, b in pairwise(seen))
 
 
 async def test_weighted_selection_follows_weights(db: IO, rep: Replicated) -> None:
@@ -342,7 +342,10 @@ def test_a_bad_token_is_refused() -> None:
     ("entry", "message"),
     [
         ({"read": [{"driver": "sqlite"}]}, "need a 'write'"),
-        ({"write": {"driver": "sqlite"}, "read": [{"driver": "postgresql", "host": "h", "database": "d"}]}, "primary is"),
+        (
+            {"write": {"driver": "sqlite"}, "read": [{"driver": "postgresql", "host": "h", "database": "d"}]},
+            "primary is",
+        ),
         ({"write": {"driver": "sqlite"}, "routing": "sometimes"}, "'routing'"),
         ({"write": {"driver": "sqlite"}, "selection": "random"}, "'selection'"),
         ({"write": {"driver": "sqlite"}, "max_lag": -1}, "'max_lag'"),

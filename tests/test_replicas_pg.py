@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ConnectionManager, ReadOnlyError, metadata_for
-from activerecord import _execute
+from activerecord import ConnectionManager, ReadOnlyError, _execute, metadata_for
 from activerecord._routing import READING, Target
 
 from .dual import IO
