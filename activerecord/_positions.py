@@ -62,6 +62,7 @@ def primary_lsn(conn: Connection) -> int | None:
 
 def record(name: str, lsn: int | None) -> None:
     """Remember that this context wrote on ``name`` just now."""
+    name = str(name)  # a routing Target is a str subclass; keys stay plain names
     new = Position(lsn, time.time())
     current = _positions.get()
     old = current.get(name)
