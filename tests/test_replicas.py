@@ -329,6 +329,22 @@ async def test_read_your_writes_delay_and_token(db: IO, rep: Replicated) -> None
     assert await served_by(db, Order.find().using_read_replica()) <= {"r1", "r2"}
 
 
+async def test_read_your_writes_counts_a_transaction_once_it_commits(db: IO, rep: Replicated) -> None:
+    rep.configure(replica_delay=30)
+    with pytest.raises(RuntimeError):
+        async with db.transaction(Order):
+            await db(Order).create(user_id=23)
+            raise RuntimeError("roll back")
+    # Rolled back: nothing was written, so replica reads stay on the replicas.
+    assert await served_by(db, Order.find().using_read_replica()) <= {"r1", "r2"}
+    async with db.transaction(Order):
+        await db(Order).create(user_id=24)
+        async with db.transaction(Order):  # a savepoint
+            await db(Order).create(user_id=25)
+    assert await served_by(db, Order.find().using_read_replica()) == {"primary"}
+    assert await db(Order.find().using_read_replica().where(Order.user_id > 23)).count() == 2
+
+
 def test_a_bad_token_is_refused() -> None:
     with pytest.raises(ConfigurationError):
         ConnectionManager.import_write_position("not-a-token")

@@ -102,6 +102,22 @@ async def test_reads_wait_for_a_replica_to_replay_this_contexts_write(io: IO, cl
     assert {await read_port(io) for _ in range(4)} == {first.port, second.port}
 
 
+async def test_a_committed_transaction_holds_reads_until_replayed(io: IO, cluster_db: PgCluster) -> None:
+    configure(cluster_db)
+    cluster_db.wait_for_replay()
+    for replica in cluster_db.replicas:
+        cluster_db.pause_replay(replica)
+    async with io.transaction(Order):
+        order = await io(Order).create(user_id=6)
+        assert await read_port(io) == cluster_db.primary.port  # the transaction's connection
+    assert await read_port(io) == cluster_db.primary.port
+    assert await io(Order.find().using_read_replica().where(id=order.id)).count() == 1
+    for replica in cluster_db.replicas:
+        cluster_db.resume_replay(replica)
+    cluster_db.wait_for_replay()
+    assert await read_port(io) in {r.port for r in cluster_db.replicas}
+
+
 async def test_a_token_carries_the_write_to_another_service(io: IO, cluster_db: PgCluster) -> None:
     configure(cluster_db)
     for replica in cluster_db.replicas:
