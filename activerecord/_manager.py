@@ -7,7 +7,7 @@ or tools that want a private one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from sqlalchemy import Engine
@@ -18,7 +18,7 @@ from ._config import NodeConfig
 from ._engines import NodeEngines, dispose_sync_part, in_use
 from ._replicas import Cluster
 from ._routing import READING, RoutingScope
-from ._topology import ClusterConfig, EntryConfig, GroupConfig, parse_entry
+from ._topology import ClusterConfig, EntryConfig, GroupConfig, parse_entry, same_entry, same_node
 from .errors import ConfigurationError
 
 
@@ -70,7 +70,7 @@ class ConnectionRegistry:
                         )
                     owner[address] = name
             for name, entry in parsed.items():
-                if self._entries.get(name) != entry:
+                if not same_entry(self._entries.get(name), entry):
                     self._install(name, entry)
         self._sweep()
 
@@ -80,7 +80,7 @@ class ConnectionRegistry:
 
         def engines_for(node: NodeConfig) -> NodeEngines:
             for key, engines in list(reusable.items()):
-                if engines.node == node:
+                if same_node(engines.node, node):
                     del reusable[key]
                     return engines
             return NodeEngines(node)
@@ -102,7 +102,18 @@ class ConnectionRegistry:
         else:
             cluster_for(name, entry)
         self._entries[name] = entry
-        self._retired.extend(reusable.values())
+        self._retire(reusable.values())
+
+    def _retire(self, engines: Iterable[NodeEngines]) -> None:
+        for node in engines:
+            node.on_create = self._revived
+            if node not in self._retired:
+                self._retired.append(node)
+
+    def _revived(self, engines: NodeEngines) -> None:
+        with self._lock:
+            if engines not in self._retired:
+                self._retired.append(engines)
 
     def _drop(self, name: str) -> list[NodeEngines]:
         """Forget entry ``name``; return its engines (the caller retires or reuses them)."""
@@ -121,7 +132,7 @@ class ConnectionRegistry:
         with self._lock:
             if name not in self._entries:
                 self._unknown(name)
-            self._retired.extend(self._drop(name))
+            self._retire(self._drop(name))
         self._sweep()
 
     async def aremove(self, name: str) -> None:
@@ -129,7 +140,7 @@ class ConnectionRegistry:
         with self._lock:
             if name not in self._entries:
                 self._unknown(name)
-            self._retired.extend(self._drop(name))
+            self._retire(self._drop(name))
         await self.asweep()
 
     def _sweep(self) -> None:

@@ -186,3 +186,44 @@ def parse_entry(name: str, raw: Mapping[str, Any]) -> EntryConfig:
             parsed.append((shard, parse_cluster(shard, settings)))
         return GroupConfig(tuple(parsed))
     return parse_cluster(name, raw)
+
+
+def _canonical_node(node: NodeConfig) -> NodeConfig:
+    if node.memory_uri is None:
+        return node
+    # Each parse names a private in-memory database "activerecord_<connection>_<counter>"; two
+    # parses of the same settings for the same connection describe the same database, and must
+    # compare equal so a repeated configure() keeps its data. The connection name stays: two
+    # connections never share an in-memory database.
+    same = node.memory_uri.split("?", 1)[0].rsplit("_", 1)[0]
+    return dataclasses.replace(
+        node,
+        sync_url=node.sync_url.set(database=same),
+        async_url=node.async_url.set(database=same),
+        memory_uri=same,
+    )
+
+
+def _canonical_cluster(config: ClusterConfig) -> ClusterConfig:
+    return dataclasses.replace(
+        config,
+        primary=_canonical_node(config.primary),
+        replicas=tuple(dataclasses.replace(r, node=_canonical_node(r.node)) for r in config.replicas),
+    )
+
+
+def same_node(a: NodeConfig, b: NodeConfig) -> bool:
+    """Whether two parsed nodes describe the same database with the same settings."""
+    return _canonical_node(a) == _canonical_node(b)
+
+
+def same_entry(a: EntryConfig | None, b: EntryConfig) -> bool:
+    """Whether two parsed ``configure()`` entries are the same (so nothing needs to change)."""
+    if isinstance(a, GroupConfig) and isinstance(b, GroupConfig):
+        return len(a.shards) == len(b.shards) and all(
+            x[0] == y[0] and _canonical_cluster(x[1]) == _canonical_cluster(y[1])
+            for x, y in zip(a.shards, b.shards, strict=True)
+        )
+    if isinstance(a, ClusterConfig) and isinstance(b, ClusterConfig):
+        return _canonical_cluster(a) == _canonical_cluster(b)
+    return False

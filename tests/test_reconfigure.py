@@ -6,6 +6,7 @@ import asyncio
 import copy
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -193,14 +194,48 @@ def test_shard_groups_can_change_their_shards() -> None:
     ConnectionManager.configure({"regroup": {"shards": {"rg_0": sqlite, "rg_1": sqlite}}})
     try:
         kept = ConnectionManager.engine("rg_0")
+        dropped = ConnectionManager.engine("rg_1")
         ConnectionManager.configure(
             {"regroup": {"shards": {"rg_0": {"driver": "sqlite", "database": ":memory:"}, "rg_2": sqlite}}}
         )
         assert ConnectionManager.shards("regroup") == ["rg_0", "rg_2"]
         assert not ConnectionManager.is_configured("rg_1")
-        assert ConnectionManager.engine("rg_0") is not kept
+        assert ConnectionManager.engine("rg_0") is kept  # the same in-memory database, kept
+        assert ConnectionManager.engine("rg_2") not in (kept, dropped)  # its own in-memory database
         assert [name for name, _ in ConnectionManager.primaries("regroup")] == ["rg_0", "rg_2"]
     finally:
         ConnectionManager.remove("regroup")
     assert not ConnectionManager.is_configured("rg_0")
 
+
+
+def test_repeating_an_in_memory_configuration_keeps_the_database() -> None:
+    ConnectionManager.configure({"mem_again": {"driver": "sqlite"}})
+    try:
+        engine = ConnectionManager.engine("mem_again")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        ConnectionManager.configure({"mem_again": {"driver": "sqlite"}})
+        assert ConnectionManager.engine("mem_again") is engine
+        with ConnectionManager.engine("mem_again").connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    finally:
+        ConnectionManager.remove("mem_again")
+
+
+def test_an_engine_opened_on_a_replaced_node_is_disposed_too(tmp_path: Path) -> None:
+    ConnectionManager.configure({"straggler": {"driver": "sqlite", "database": str(tmp_path / "a.db")}})
+    try:
+        old = ConnectionManager.node("straggler")  # looked up just before the swap...
+        ConnectionManager.configure({"straggler": {"driver": "sqlite", "database": str(tmp_path / "b.db")}})
+        assert ConnectionManager.retired_count() == 0  # never opened: nothing to wait for
+        with old.sync.connect() as conn:  # ...and used just after it
+            conn.exec_driver_sql("SELECT 1")
+        assert ConnectionManager.retired_count() == 1
+        with ConnectionManager.engine("straggler").connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        ConnectionManager._sweep()
+        assert is_disposed(old)
+        assert ConnectionManager.retired_count() == 0
+    finally:
+        ConnectionManager.remove("straggler")
