@@ -228,14 +228,14 @@ def test_an_engine_opened_on_a_replaced_node_is_disposed_too(tmp_path: Path) -> 
     try:
         old = ConnectionManager.node("straggler")  # looked up just before the swap...
         ConnectionManager.configure({"straggler": {"driver": "sqlite", "database": str(tmp_path / "b.db")}})
-        assert ConnectionManager.retired_count() == 0  # never opened: nothing to wait for
+        assert old not in ConnectionManager._retired  # never opened: nothing to wait for
         with old.sync.connect() as conn:  # ...and used just after it
             conn.exec_driver_sql("SELECT 1")
-        assert ConnectionManager.retired_count() == 1
+        assert old in ConnectionManager._retired
         with ConnectionManager.engine("straggler").connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         ConnectionManager._sweep()
         assert is_disposed(old)
-        assert ConnectionManager.retired_count() == 0
+        assert old not in ConnectionManager._retired
     finally:
         ConnectionManager.remove("straggler")
