@@ -24,11 +24,15 @@ from ._fields import (
     TimestampField,
     UUIDField,
 )
+from ._ids import IdGenerator, generate_id, id_timestamp
 from ._manager import ConnectionManager, ConnectionRegistry
 from ._model import ActiveRecord
 from ._operations import RawResult
 from ._query import Query
 from ._registry import metadata_for, models_for
+from ._routing import RoutingScope
+from ._shard_query import AllShardsQuery
+from ._shards import ModuloShards, ShardDirectory, ShardResolver
 from ._transaction import Transaction
 from .errors import (
     ActiveRecordError,
@@ -37,6 +41,7 @@ from .errors import (
     QueryError,
     ReadOnlyError,
     RecordNotFound,
+    ShardQueryError,
     TransactionError,
     ValidationError,
 )
@@ -46,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActiveRecord",
     "ActiveRecordError",
+    "AllShardsQuery",
     "BigIntegerField",
     "BooleanField",
     "ConfigurationError",
@@ -56,8 +62,10 @@ __all__ = [
     "DecimalField",
     "Field",
     "FloatField",
+    "IdGenerator",
     "IntegerField",
     "JSONField",
+    "ModuloShards",
     "MultipleRecordsFound",
     "PrimaryKeyField",
     "Query",
@@ -65,6 +73,10 @@ __all__ = [
     "RawResult",
     "ReadOnlyError",
     "RecordNotFound",
+    "RoutingScope",
+    "ShardDirectory",
+    "ShardQueryError",
+    "ShardResolver",
     "StringField",
     "TextField",
     "TimestampField",
@@ -73,6 +85,8 @@ __all__ = [
     "UUIDField",
     "ValidationError",
     "errors",
+    "generate_id",
+    "id_timestamp",
     "metadata_for",
     "models_for",
 ]
