@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, Connection, MetaData
+from sqlalchemy import JSON, Connection, Float, MetaData
 from sqlalchemy.dialects import postgresql
 
 from .._types import UTCDateTime
@@ -76,6 +76,20 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+def _compare_type(
+    context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    # MySQL/MariaDB reflect FloatField's FLOAT(53) as DOUBLE, which is what it created: the same.
+    if (
+        isinstance(metadata_type, Float)
+        and isinstance(inspected_type, Float)
+        and type(inspected_type).__name__ in ("DOUBLE", "DOUBLE_PRECISION")
+        and (metadata_type.precision or 53) > 24
+    ):
+        return False
+    return None  # Alembic's own comparison
+
+
 def configure_options(metadata: MetaData, version_table: str) -> dict[str, Any]:
     """The options every service's environment passes to ``context.configure``.
 
@@ -86,7 +100,7 @@ def configure_options(metadata: MetaData, version_table: str) -> dict[str, Any]:
         "target_metadata": metadata,
         "version_table": version_table,
         "render_as_batch": True,
-        "compare_type": True,
+        "compare_type": _compare_type,
         "compare_server_default": True,
         "include_name": _include_name(metadata),
         "render_item": _render_item,
