@@ -126,7 +126,8 @@ def upgrade(settings: _settings.ProjectSettings, revision: str, lock_timeout: fl
     )
 
 
-@db.command()
+# "-1" (one step down) is a revision, not an unknown option.
+@db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
 @click.option("--lock-timeout", default=migrations.DEFAULT_LOCK_TIMEOUT, show_default=True, help="Seconds to wait.")
 @_common
