@@ -298,7 +298,9 @@ def test_two_concurrent_deploys_one_waits(backend_dbs: BackendDatabases, tmp_pat
     args = [sys.executable, "-m", "activerecord", "db", "upgrade"]
     started = time.monotonic()
     procs = [
-        subprocess.Popen(args, cwd=project, env=child_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            args, cwd=project, env=child_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]

@@ -511,7 +511,7 @@ def test_unknown_connection(tmp_path: Path) -> None:
 
 
 def test_missing_environment(tmp_path: Path) -> None:
-    with pytest.raises(MigrationError, match="no migration environment in .*db init --connection x"):
+    with pytest.raises(MigrationError, match=r"no migration environment in .*db init --connection x"):
         migrations.upgrade("x", directory=tmp_path / "absent")
     with pytest.raises(MigrationError, match="no migration environment"):
         migrations.history("x", directory=tmp_path / "absent")
@@ -524,7 +524,9 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
         migrations.init("x", tmp_path / "m")
 
 
-def test_wrong_environment_for_the_connection(service: Service, backend_dbs: BackendDatabases, made: list[Service]) -> None:
+def test_wrong_environment_for_the_connection(
+    service: Service, backend_dbs: BackendDatabases, made: list[Service]
+) -> None:
     other = new_service(backend_dbs, service.directory.parent)
     made.append(other)
     _shard_script(service.directory)

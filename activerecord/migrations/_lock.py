@@ -15,15 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import MigrationLockError
 
 log = logging.getLogger("activerecord.migrations")
-
-# PostgreSQL has no blocking lock call with a timeout of its own (lock_timeout would also bound
-# the migration's DDL), so it polls pg_try_advisory_lock, backing off up to this interval.
-_MAX_POLL = 0.5
-
 
 def lock_name(database: str, version_table: str) -> str:
     """The lock's name: unique per database and version table, at most 64 characters (MySQL's limit)."""
@@ -84,21 +80,21 @@ def _waiting(name: str, on_wait: Callable[[str], None] | None) -> None:
 
 def _pg_acquire(conn: Connection, name: str, timeout: float, on_wait: Callable[[str], None] | None) -> None:
     key = _pg_key(name)
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    try_lock = text("SELECT pg_try_advisory_lock(:k)")
-    if conn.execute(try_lock, {"k": key}).scalar():
+    if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
         return
     _waiting(name, on_wait)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            conn.rollback()
-            raise MigrationLockError(f"the migration lock {name!r} was not free within {timeout:g}s")
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, _MAX_POLL)
-        if conn.execute(try_lock, {"k": key}).scalar():
-            return
+    # Wait in the server, bounded by lock_timeout (which covers advisory locks). The setting is
+    # transactional: restored below on success, undone by the rollback on timeout.
+    previous = conn.execute(text("SELECT current_setting('lock_timeout')")).scalar()
+    conn.execute(text("SELECT set_config('lock_timeout', :t, false)"), {"t": f"{max(1, int(timeout * 1000))}ms"})
+    try:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+    except DBAPIError as exc:
+        conn.rollback()
+        if getattr(exc.orig, "sqlstate", None) == "55P03" or "lock timeout" in str(exc):
+            raise MigrationLockError(f"the migration lock {name!r} was not free within {timeout:g}s") from None
+        raise
+    conn.execute(text("SELECT set_config('lock_timeout', :t, false)"), {"t": previous})
 
 
 def _mysql_acquire(conn: Connection, name: str, timeout: float, on_wait: Callable[[str], None] | None) -> None:
