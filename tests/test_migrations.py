@@ -6,6 +6,7 @@ database of its own, so tests never see each other's tables or revisions.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import decimal
 import threading
@@ -472,14 +473,27 @@ def _hold_lock(svc: Service, seconds: float, held: threading.Event) -> threading
 async def test_upgrade_waits_for_the_migration_lock(service: Service, io: IO) -> None:
     rev = _slow_script(service.directory, 0)
     messages: list[str] = []
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
     thread = _hold_lock(service, 1.5, threading.Event())
     try:
         [status] = await io(migrations).upgrade(service.name, directory=service.directory, on_wait=messages.append)
     finally:
         thread.join()
+        ticker.cancel()
     assert status.status == "upgraded" and status.after == (rev,)
     assert status.lock_wait >= 1.0
     assert messages and "waiting for the migration lock" in messages[0]
+    if io.is_async:
+        # The wait happens in the server, awaited: the event loop kept serving other tasks.
+        assert ticks >= 10
 
 
 @SERVERS
