@@ -30,7 +30,7 @@ from .._config import parse_node
 from .._engines import NodeEngines
 from .._manager import ConnectionManager
 from .._registry import metadata_for
-from ..errors import MigrationError, SchemaDriftError
+from ..errors import MigrationError, MigrationLockError, SchemaDriftError
 from ._env import STATE_KEY, RunState, default_version_table
 from ._templates import ENV_PY, README, SCRIPT_MAKO
 
@@ -171,7 +171,9 @@ def _failed(what: str, results: list[NodeStatus], labels: list[str], label: str,
     failed = NodeStatus(label, "failed", error=_alembic_error(exc))
     results.append(failed)
     results.extend(NodeStatus(later, "skipped") for later in labels[len(results):])
-    return MigrationError(f"{what} failed on {label}: {failed.error}", list(results))
+    # A lock timeout keeps its own class, so a deploy script can tell "busy" from "broken".
+    kind = MigrationLockError if isinstance(exc, MigrationLockError) else MigrationError
+    return kind(f"{what} failed on {label}: {failed.error}", list(results))
 
 
 def _new_state(connection: str, config: Config, lock: bool, lock_timeout: float, on_wait: Any) -> RunState:
