@@ -174,6 +174,27 @@ def test_flags_override_pyproject(tmp_path: Path) -> None:
     assert tables(url) == {"alembic_version_shop"}
 
 
+def test_flags_alone_without_pyproject(tmp_path: Path) -> None:
+    """No [tool.activerecord] at all: --config MODULE:FUNCTION and --models name everything."""
+    project = tmp_path / "bare"
+    project.mkdir()
+    url = f"sqlite:///{tmp_path / 'bare.db'}"
+    (project / "shop_setup.py").write_text(
+        "from activerecord import ConnectionManager\n\n"
+        f"def configure():\n    ConnectionManager.configure({{'shop': {{'url': {url!r}}}}})\n"
+    )
+    (project / "shop_models.py").write_text(MODELS_V1)
+    flags = ["-c", "shop", "--config", "shop_setup:configure", "--models", "shop_models"]
+    ok(cli("db", "init", *flags, cwd=project))
+    ok(cli("db", "revision", *flags, "-m", "create", "--autogenerate", cwd=project))
+    assert ok(cli("db", "upgrade", *flags, cwd=project)).startswith("shop: upgraded base -> ")
+    ok(cli("db", "check", *flags, cwd=project))
+    assert "items" in tables(url)
+    # Without the models module, check has nothing to compare and says so.
+    out = fails(cli("db", "check", "-c", "shop", "--config", "shop_setup:configure", cwd=project))
+    assert "no models are declared on connection 'shop'" in out
+
+
 # --- clear errors ------------------------------------------------------------------------------
 
 

@@ -531,6 +531,17 @@ def test_missing_environment(tmp_path: Path) -> None:
         migrations.history("x", directory=tmp_path / "absent")
 
 
+def test_env_py_needs_the_activerecord_commands(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    folder = migrations.init("plain", tmp_path / "plain")
+    config = Config()
+    config.set_main_option("script_location", str(folder))
+    with pytest.raises(MigrationError, match="not by the plain `alembic` command"):
+        command.upgrade(config, "head")
+
+
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     migrations.init("x", tmp_path / "m")
     assert (tmp_path / "m" / "env.py").read_text().count("\n") < 12
