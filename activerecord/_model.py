@@ -105,6 +105,7 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     cls.__fields__ = fields
     cls._ar_names = tuple(fields)
     cls._ar_pk = pks[0].name
+    cls._ar_server_defaults = tuple(n for n, f in fields.items() if f.server_default is not None)
     cls._ar_json = tuple(i for i, f in enumerate(fields.values()) if isinstance(f, _JSONField))
     cls._ar_auto_add = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and (f.auto_now_add or f.auto_now))
     cls._ar_auto_now = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and f.auto_now)
@@ -148,6 +149,7 @@ class ActiveRecord(metaclass=ModelMeta):
     _ar_names: ClassVar[tuple[str, ...]]
     _ar_pk: ClassVar[str]
     _ar_json: ClassVar[tuple[int, ...]]
+    _ar_server_defaults: ClassVar[tuple[str, ...]]
     _ar_auto_add: ClassVar[tuple[str, ...]]
     _ar_auto_now: ClassVar[tuple[str, ...]]
     _ar_by_pk: ClassVar[Any]
@@ -298,6 +300,9 @@ class ActiveRecord(metaclass=ModelMeta):
         values = {n: d[n] for n in self._ar_names}
         if values[self._ar_pk] is None:
             del values[self._ar_pk]
+        for name in self._ar_server_defaults:
+            if values.get(name, 0) is None:
+                del values[name]  # left to the column's server default
         return values
 
     def _ar_update_changes(self) -> dict[str, Any]:
@@ -315,9 +320,10 @@ class ActiveRecord(metaclass=ModelMeta):
 
     def _ar_save_op(self, conn: Connection, pending: dict[str, Any]) -> None:
         if self.__dict__["_ar_saved"] is None:
-            pk = _operations.insert_one(conn, self.__table__, pending)
+            pk, filled = _operations.insert_one(conn, self.__table__, pending, self._ar_server_defaults)
             if pk is not None:
                 self.__dict__[self._ar_pk] = pk
+            self.__dict__.update(filled)
         else:
             params = dict(pending)
             params["_ar_pk"] = self.pk

@@ -15,20 +15,37 @@ from sqlalchemy import Connection, Executable, Row, Table, TextClause, text
 T = TypeVar("T")
 
 
-def insert_one(conn: Connection, table: Table, values: Mapping[str, Any]) -> Any:
-    """Insert one row; return its primary key as the database assigned it (or as given)."""
-    result = conn.execute(table.insert(), values)
+def insert_one(conn: Connection, table: Table, values: Mapping[str, Any], server_defaults: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
+    """Insert one row; return its primary key (as the database assigned it, or as given) and the
+    values the server filled in for ``server_defaults`` columns left out of ``values`` (where the
+    backend can return them)."""
+    fetch = [table.c[name] for name in server_defaults if name not in values]
+    stmt = table.insert().return_defaults(*fetch) if fetch else table.insert()
+    result = conn.execute(stmt, values)
     key = result.inserted_primary_key
-    return key[0] if key is not None else None
+    filled = result.returned_defaults if fetch else None
+    defaults = {name: filled._mapping[name] for name in server_defaults if name in filled._mapping} if filled else {}
+    return (key[0] if key is not None else None), defaults
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str) -> list[Any] | None:
-    """Insert ``rows`` in one executemany; the new primary keys in row order where the backend can."""
-    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
-        stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
-        return list(conn.execute(stmt, list(rows)).scalars())
-    conn.execute(table.insert(), list(rows))
-    return None
+    """Insert ``rows`` with one executemany per set of columns (rows that leave a column to the
+    server differ from rows that give it); the new primary keys in row order where the backend
+    can return them."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(row), []).append(i)
+    returning = conn.dialect.insert_executemany_returning_sort_by_parameter_order
+    keys: list[Any] = [None] * len(rows)
+    for positions in groups.values():
+        batch = [rows[i] for i in positions]
+        if returning:
+            stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
+            for i, key in zip(positions, conn.execute(stmt, batch).scalars(), strict=True):
+                keys[i] = key
+        else:
+            conn.execute(table.insert(), batch)
+    return keys if returning else None
 
 
 def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:

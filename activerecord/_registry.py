@@ -10,6 +10,15 @@ from typing import Any
 
 from sqlalchemy import MetaData
 
+# Every constraint and index gets a predictable name, so a migration can drop or alter it on
+# every backend (Alembic cannot drop an unnamed constraint) and autogenerate compares like with like.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 _metadata: dict[str, MetaData] = {}
 _models: dict[str, list[type[Any]]] = {}
 
@@ -18,7 +27,7 @@ def metadata_for(name: str) -> MetaData:
     """The `MetaData` holding the tables of the models declared on connection ``name``."""
     metadata = _metadata.get(name)
     if metadata is None:
-        metadata = _metadata[name] = MetaData()
+        metadata = _metadata[name] = MetaData(naming_convention=NAMING_CONVENTION)
     return metadata
 
 

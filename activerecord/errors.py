@@ -6,7 +6,7 @@ as ``__cause__``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
 class ActiveRecordError(Exception):
@@ -92,3 +92,30 @@ class ShardQueryError(ActiveRecordError):
 
 
 __all__ += ["ShardQueryError"]
+
+
+class MigrationError(ActiveRecordError):
+    """A schema migration could not run: no environment, an unknown revision, a failed script.
+
+    ``results`` holds the status of every target database (`activerecord.migrations.NodeStatus`)
+    when the error comes from a run over several of them, else an empty list.
+    """
+
+    def __init__(self, message: str, results: Sequence[object] | None = None) -> None:
+        super().__init__(message)
+        self.results: list[object] = list(results or ())
+
+
+class MigrationLockError(MigrationError):
+    """Another process held the migration lock longer than the lock timeout allowed."""
+
+
+class SchemaDriftError(MigrationError):
+    """The models and the migrations differ (``db check``); ``diffs`` lists the differences."""
+
+    def __init__(self, message: str, diffs: Sequence[object]) -> None:
+        super().__init__(message)
+        self.diffs = list(diffs)
+
+
+__all__ += ["MigrationError", "MigrationLockError", "SchemaDriftError"]

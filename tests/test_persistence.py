@@ -9,7 +9,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ActiveRecord, ConnectionManager
+from activerecord import ActiveRecord, ConnectionManager, StringField
 from activerecord.errors import MissingPrimaryKeyError, QueryError, RecordNotFound, UnknownFieldError, ValidationError
 
 from .dual import IO
@@ -202,3 +202,26 @@ async def test_execute_raw_uses_bound_parameters(db: IO) -> None:
     assert changed.rowcount == 1
     with pytest.raises(QueryError):
         await db(ActiveRecord).execute_raw("SELECT 1", ("positional",))
+
+
+class Setting(ActiveRecord):
+    __tablename__ = "settings"
+
+    key: str = StringField(max_length=50)
+    value: str = StringField(max_length=50, server_default="on")
+
+
+async def test_server_defaults_fill_missing_values(db: IO, backend: str) -> None:
+    s = await db(Setting).create(key="a")
+    fresh = await db(Setting.find_by_id(s.id)).one()
+    assert fresh.value == "on"
+    if backend != "mysql":  # MySQL/MariaDB return only the key of an insert
+        assert s.value == "on"
+    explicit = await db(Setting).create(key="b", value="off")
+    assert (await db(Setting.find_by_id(explicit.id)).one()).value == "off"
+    rows = await db(Setting).insert_many([{"key": "c"}, {"key": "d", "value": "x"}, {"key": "e"}])
+    assert [r.key for r in rows] == ["c", "d", "e"]
+    stored = {r.key: r.value for r in await db(Setting.find()).all()}
+    assert stored["c"] == "on" and stored["d"] == "x" and stored["e"] == "on"
+    if backend != "mysql":
+        assert len({r.id for r in rows}) == 3

@@ -1,0 +1,5 @@
+"""``python -m activerecord``: the same as the ``activerecord`` command."""
+
+from .cli import main
+
+main()

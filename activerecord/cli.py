@@ -1,0 +1,177 @@
+"""The ``activerecord`` command line: ``activerecord db ...`` migrates a service's schema; ``activerecord demo``.
+
+Every ``db`` command takes ``--connection`` (the service) and finds models and connection settings
+through `activerecord.migrations._settings` (flags, then ``[tool.activerecord]`` in pyproject.toml,
+then ``ACTIVERECORD_URL``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import migrations
+from .errors import ActiveRecordError, MigrationError, SchemaDriftError
+from .migrations import _settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(func: F) -> F:
+    """The options every ``db`` command shares, turned into one `ProjectSettings` argument."""
+
+    @click.option("--connection", "-c", default=None, help="Connection (service) to migrate [default: 'default'].")
+    @click.option("--models", multiple=True, metavar="MODULE", help="Module declaring the models (repeatable).")
+    @click.option("--config", default=None, metavar="MODULE[:ATTR]", help="Module configuring ConnectionManager.")
+    @click.option("--directory", "-d", default=None, help="Migrations folder [default: migrations/<connection>].")
+    @click.option(
+        "--pyproject",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="pyproject.toml to read [tool.activerecord] from [default: the nearest one].",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        connection: str | None,
+        models: tuple[str, ...],
+        config: str | None,
+        directory: str | None,
+        pyproject: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            project = pyproject if pyproject is not None else _settings.find_pyproject(Path.cwd())
+            settings = _settings.resolve(
+                connection=connection, config=config, models=models, directory=directory, pyproject=project
+            )
+            return func(settings, **kwargs)
+        except SchemaDriftError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        except MigrationError as exc:
+            for result in exc.results:
+                click.echo(str(result), err=True)
+            raise click.ClickException(str(exc)) from None
+        except ActiveRecordError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print(results: list[migrations.NodeStatus]) -> None:
+    for result in results:
+        click.echo(str(result))
+
+
+def _on_wait(label: str) -> Callable[[str], None]:
+    return lambda message: click.echo(f"{label}: {message}", err=True)
+
+
+@click.group()
+@click.option("--verbose", "-v", is_flag=True, help="Show Alembic's log (each migration as it runs).")
+@click.version_option(package_name="activerecord")
+def main(verbose: bool) -> None:
+    """activerecord: a sync-and-async ActiveRecord ORM for Python services."""
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@main.group()
+def db() -> None:
+    """Per-service schema migrations (Alembic)."""
+
+
+@db.command()
+@click.option("--version-table", default=None, help="Version table [default: alembic_version_<connection>].")
+@_common
+def init(settings: _settings.ProjectSettings, version_table: str | None) -> None:
+    """Create the migration environment of a service."""
+    path = migrations.init(settings.connection, settings.directory, version_table=version_table)
+    click.echo(f"created the migration environment of {settings.connection!r} in {path}")
+
+
+@db.command()
+@click.option("--message", "-m", required=True, help="What the migration does.")
+@click.option("--autogenerate", is_flag=True, help="Write the difference between the models and the database.")
+@click.option("--rev-id", default=None, help="Revision id to use instead of a generated one.")
+@_common
+def revision(settings: _settings.ProjectSettings, message: str, autogenerate: bool, rev_id: str | None) -> None:
+    """Write a new migration script."""
+    _settings.load(settings, need_connection=autogenerate)
+    path = migrations.revision(
+        settings.connection, message, autogenerate=autogenerate, directory=settings.directory, rev_id=rev_id
+    )
+    click.echo(f"wrote {path}")
+
+
+@db.command()
+@click.argument("revision", default="head")
+@click.option("--lock-timeout", default=migrations.DEFAULT_LOCK_TIMEOUT, show_default=True, help="Seconds to wait.")
+@_common
+def upgrade(settings: _settings.ProjectSettings, revision: str, lock_timeout: float) -> None:
+    """Upgrade every database of the service to REVISION (default: head)."""
+    _settings.load(settings)
+    _print(
+        migrations.upgrade(
+            settings.connection, revision, directory=settings.directory, lock_timeout=lock_timeout,
+            on_wait=_on_wait(settings.connection),
+        )
+    )
+
+
+# "-1" (one step down) is a revision, not an unknown option.
+@db.command(context_settings={"ignore_unknown_options": True})
+@click.argument("revision")
+@click.option("--lock-timeout", default=migrations.DEFAULT_LOCK_TIMEOUT, show_default=True, help="Seconds to wait.")
+@_common
+def downgrade(settings: _settings.ProjectSettings, revision: str, lock_timeout: float) -> None:
+    """Downgrade every database of the service to REVISION ('base' for none, '-1' for one step)."""
+    _settings.load(settings)
+    _print(
+        migrations.downgrade(
+            settings.connection, revision, directory=settings.directory, lock_timeout=lock_timeout,
+            on_wait=_on_wait(settings.connection),
+        )
+    )
+
+
+@db.command()
+@_common
+def current(settings: _settings.ProjectSettings) -> None:
+    """Show the revision each database of the service is at."""
+    _settings.load(settings)
+    _print(migrations.current(settings.connection, directory=settings.directory))
+
+
+@db.command()
+@_common
+def history(settings: _settings.ProjectSettings) -> None:
+    """List the service's migrations, newest first."""
+    for info in migrations.history(settings.connection, directory=settings.directory):
+        parents = ",".join(info.parents) or "<base>"
+        head = " (head)" if info.is_head else ""
+        click.echo(f"{parents} -> {info.revision}{head}, {info.message}")
+
+
+@db.command()
+@click.option("--scratch", is_flag=True, help="Apply the migrations to a throwaway SQLite database and compare there.")
+@_common
+def check(settings: _settings.ProjectSettings, scratch: bool) -> None:
+    """Exit non-zero when the models and the migrations differ."""
+    _settings.load(settings, need_connection=not scratch)
+    migrations.check(settings.connection, directory=settings.directory, scratch=scratch)
+    click.echo(f"{settings.connection}: the models and the migrations match")
+
+
+@main.command()
+def demo() -> None:
+    """Run the microservices demo."""
+    # Imported only when asked for: the demo pulls in every service's models.
+    importlib.import_module("activerecord._demo").main()
