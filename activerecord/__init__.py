@@ -24,12 +24,17 @@ from ._fields import (
     TimestampField,
     UUIDField,
 )
+from ._fields_extra import ForeignKeyField, SoftDeleteField, VersionField
+from ._hooks import HOOKS
 from ._manager import ConnectionManager, ConnectionRegistry
 from ._model import ActiveRecord
 from ._operations import RawResult
+from ._pagination import Page
 from ._query import Query
 from ._registry import metadata_for, models_for
+from ._relations import BelongsTo, Collection, HasMany, HasOne, belongs_to, has_many, has_one
 from ._transaction import Transaction
+from ._validators import validates
 from .errors import (
     ActiveRecordError,
     ConfigurationError,
@@ -37,6 +42,8 @@ from .errors import (
     QueryError,
     ReadOnlyError,
     RecordNotFound,
+    RelationNotLoaded,
+    StaleObjectError,
     TransactionError,
     ValidationError,
 )
@@ -44,10 +51,13 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "HOOKS",
     "ActiveRecord",
     "ActiveRecordError",
+    "BelongsTo",
     "BigIntegerField",
     "BooleanField",
+    "Collection",
     "ConfigurationError",
     "ConnectionManager",
     "ConnectionRegistry",
@@ -56,15 +66,22 @@ __all__ = [
     "DecimalField",
     "Field",
     "FloatField",
+    "ForeignKeyField",
+    "HasMany",
+    "HasOne",
     "IntegerField",
     "JSONField",
     "MultipleRecordsFound",
+    "Page",
     "PrimaryKeyField",
     "Query",
     "QueryError",
     "RawResult",
     "ReadOnlyError",
     "RecordNotFound",
+    "RelationNotLoaded",
+    "SoftDeleteField",
+    "StaleObjectError",
     "StringField",
     "TextField",
     "TimestampField",
@@ -72,7 +89,12 @@ __all__ = [
     "TransactionError",
     "UUIDField",
     "ValidationError",
+    "VersionField",
+    "belongs_to",
     "errors",
+    "has_many",
+    "has_one",
     "metadata_for",
     "models_for",
+    "validates",
 ]
