@@ -63,20 +63,22 @@ class NodeConfig:
     memory_uri: str | None = None
 
     def __repr__(self) -> str:
-        return f"NodeConfig({self.sync_url.render_as_string(hide_password=True)!r})"
+        return f"NodeConfig({self.safe_url!r})"
 
     @property
     def safe_url(self) -> str:
         """The URL with its password masked, for logs and error messages."""
+        if self.memory_uri is not None:
+            return "sqlite:///:memory:"
         return self.sync_url.render_as_string(hide_password=True)
 
 
-def _backend_of(name: str) -> str:
-    base = name.split("+", 1)[0].lower()
+def _backend_of(connection: str, driver: str) -> str:
+    base = driver.split("+", 1)[0].lower()
     backend = _ALIASES.get(base, base)
     if backend not in DRIVERS:
         raise ConfigurationError(
-            f"unknown driver {name!r}: expected one of {', '.join(sorted(DRIVERS))}"
+            f"connection {connection!r}: unknown driver {driver!r}; expected one of {', '.join(sorted(DRIVERS))}"
         )
     return backend
 
@@ -115,13 +117,13 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
         except ArgumentError:
             # The message of ArgumentError quotes the URL, password and all: do not chain its text.
             raise ConfigurationError(f"connection {name!r}: 'url' is not a database URL") from None
-        backend = _backend_of(url.drivername)
+        backend = _backend_of(name, url.drivername)
         if raw.get("options"):
             url = url.update_query_dict(dict(raw["options"]))
     else:
         if "driver" not in raw:
             raise ConfigurationError(f"connection {name!r}: missing 'driver' (or 'url')")
-        backend = _backend_of(str(raw["driver"]))
+        backend = _backend_of(name, str(raw["driver"]))
         database = raw.get("database")
         if backend != "sqlite":
             missing = [k for k in ("host", "database") if not raw.get(k)]

@@ -100,26 +100,24 @@ async def _ascope(record: Any, name: str) -> AsyncIterator[None]:
 # -- save ---------------------------------------------------------------------------------------
 
 
-def _prepare(record: Any) -> tuple[bool, Any]:
-    """Compute the pending write; with a lock version, also the version the row must still have."""
+def _prepare(record: Any) -> tuple[dict[str, Any] | None, Any]:
+    """The pending write; with a lock version, also the version the row must still have."""
     creating = record.__dict__["_ar_saved"] is None
-    if not record._ar_prepare_save():
-        record.__dict__.pop("_ar_pending", None)
-        return False, None
+    pending: dict[str, Any] | None = record._ar_prepare_save()
     version = type(record)._ar_version
-    if version is None or creating:
-        return True, None
+    if pending is None or version is None or creating:
+        return pending, None
     expected = record.__dict__[version]
-    record._ar_pending[version] = expected + 1
-    return True, expected
+    pending[version] = expected + 1
+    return pending, expected
 
 
-def _save_op(conn: Connection, record: Any, expected: Any) -> None:
+def _save_op(conn: Connection, record: Any, pending: dict[str, Any], expected: Any) -> None:
     if expected is None:
-        record._ar_save_op(conn)
+        record._ar_save_op(conn, pending)
         return
     cls = type(record)
-    params = dict(record._ar_pending)
+    params = dict(pending)
     params["_ar_pk"] = record.pk
     params["_ar_version"] = expected
     if conn.execute(cls._ar_update_versioned, params).rowcount == 0:
@@ -131,7 +129,7 @@ def _save_op(conn: Connection, record: Any, expected: Any) -> None:
 def _finish(record: Any, expected: Any) -> None:
     if expected is not None:
         record.__dict__[type(record)._ar_version] = expected + 1
-    record._ar_finish_save()
+    record._ar_snapshot()
 
 
 def save(record: R, using: str | None) -> R:
@@ -146,14 +144,10 @@ def save(record: R, using: str | None) -> R:
         _call(r, "after_validate")
         _call(r, "before_save")
         _call(r, "before_create" if creating else "before_update")
-        write, expected = _prepare(r)
-        if write:
+        pending, expected = _prepare(r)
+        if pending is not None:
             _on_rollback(r, name)
-            try:
-                _execute.run(name, True, _save_op, r, expected)
-            except BaseException:
-                r.__dict__.pop("_ar_pending", None)
-                raise
+            _execute.run(name, True, _save_op, r, pending, expected)
             _finish(r, expected)
         _call(r, "after_create" if creating else "after_update")
         _call(r, "after_save")
@@ -174,14 +168,10 @@ async def asave(record: R, using: str | None) -> R:
         await _acall(r, "after_validate")
         await _acall(r, "before_save")
         await _acall(r, "before_create" if creating else "before_update")
-        write, expected = _prepare(r)
-        if write:
+        pending, expected = _prepare(r)
+        if pending is not None:
             _on_rollback(r, name)
-            try:
-                await _execute.arun(name, True, _save_op, r, expected)
-            except BaseException:
-                r.__dict__.pop("_ar_pending", None)
-                raise
+            await _execute.arun(name, True, _save_op, r, pending, expected)
             _finish(r, expected)
         await _acall(r, "after_create" if creating else "after_update")
         await _acall(r, "after_save")

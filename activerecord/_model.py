@@ -156,9 +156,9 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     _ar_update_pk: ClassVar[Any]
     _ar_delete_pk: ClassVar[Any]
 
-    # Per-instance state, kept in __dict__ beside the field values.
-    _ar_saved: tuple[Any, ...] | None
-    _ar_using: str | None
+    # Per-instance state lives in __dict__ beside the field values, under "_ar_saved" (the
+    # snapshot) and "_ar_using" (the connection a record came from). It is not annotated here:
+    # a type checker would take annotations on the base class for constructor fields.
 
     def __init__(self, **values: Any) -> None:
         cls = type(self)
@@ -319,30 +319,27 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
             raise QueryError(f"{type(self).__name__}: the primary key of a saved record cannot change")
         return changes
 
-    def _ar_save_op(self, conn: Connection) -> None:
+    def _ar_save_op(self, conn: Connection, pending: dict[str, Any]) -> None:
         if self.__dict__["_ar_saved"] is None:
-            pk = _operations.insert_one(conn, self.__table__, self._ar_pending)
+            pk = _operations.insert_one(conn, self.__table__, pending)
             if pk is not None:
                 self.__dict__[self._ar_pk] = pk
-        elif self._ar_pending:
-            params = dict(self._ar_pending)
+        else:
+            params = dict(pending)
             params["_ar_pk"] = self.pk
             if _operations.execute_rowcount(conn, self._ar_update_pk, params) == 0:
                 raise RecordNotFound(f"{type(self).__name__} {self.pk!r} no longer exists")
 
-    def _ar_prepare_save(self) -> bool:
+    def _ar_prepare_save(self) -> dict[str, Any] | None:
+        """The values to write, validated; None when a saved record has no changes."""
         if self.__dict__["_ar_saved"] is None:
-            self.__dict__["_ar_pending"] = self._ar_insert_values()
-            return True
-        changes = self._ar_update_changes()
-        self.__dict__["_ar_pending"] = changes
-        return bool(changes)
+            return self._ar_insert_values()
+        return self._ar_update_changes() or None
 
-    def _ar_finish_save(self) -> None:
-        del self.__dict__["_ar_pending"]
+    def _ar_saved_to(self, using: str | None) -> None:
         self._ar_snapshot()
-
-    _ar_pending: dict[str, Any]
+        if using is not None:
+            self.__dict__["_ar_using"] = using
 
     def save(self: Self, *, using: str | None = None) -> Self:
         """Insert the record, or update the fields that changed; returns the record.
@@ -351,34 +348,20 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         """
         if self._ar_lifecycle:
             return _hooks.save(self, using)
-        if self._ar_prepare_save():
-            try:
-                _execute.run(self._ar_connection(using), True, self._ar_save_op)
-            except BaseException:
-                self.__dict__.pop("_ar_pending", None)
-                raise
-            self._ar_finish_save()
-        else:
-            self.__dict__.pop("_ar_pending", None)
-        if using is not None:
-            self.__dict__["_ar_using"] = using
+        pending = self._ar_prepare_save()
+        if pending is not None:
+            _execute.run(self._ar_connection(using), True, self._ar_save_op, pending)
+            self._ar_saved_to(using)
         return self
 
     async def asave(self: Self, *, using: str | None = None) -> Self:
         """`save` (async)."""
         if self._ar_lifecycle:
             return await _hooks.asave(self, using)
-        if self._ar_prepare_save():
-            try:
-                await _execute.arun(self._ar_connection(using), True, self._ar_save_op)
-            except BaseException:
-                self.__dict__.pop("_ar_pending", None)
-                raise
-            self._ar_finish_save()
-        else:
-            self.__dict__.pop("_ar_pending", None)
-        if using is not None:
-            self.__dict__["_ar_using"] = using
+        pending = self._ar_prepare_save()
+        if pending is not None:
+            await _execute.arun(self._ar_connection(using), True, self._ar_save_op, pending)
+            self._ar_saved_to(using)
         return self
 
     def _ar_assign(self, values: Mapping[str, Any]) -> None:

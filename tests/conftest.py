@@ -47,7 +47,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             backends = [b for b in backends if b in marker.args]
         metafunc.parametrize("backend", backends, scope="session")
     if "mode" in metafunc.fixturenames:
-        metafunc.parametrize("mode", ["sync", "async"])
+        modes = ["sync", "async"]
+        marker = metafunc.definition.get_closest_marker("modes")
+        if marker is not None:
+            modes = [m for m in modes if m in marker.args]
+        metafunc.parametrize("mode", modes)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,7 @@
-"""Models shared by the tests, on the connections the ``db`` fixture configures."""
+"""Models shared by the tests, on the connections the ``db`` fixture configures.
+
+The user and order services' models are the demo's (``activerecord._demo_models``).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from activerecord import (
     TimestampField,
     UUIDField,
 )
+from activerecord._demo_models import EventStore, Order, OrderItem, User
 
 
 class Author(ActiveRecord):
@@ -59,35 +63,4 @@ class Everything(ActiveRecord):
     token: uuid.UUID = UUIDField(default=uuid.uuid4)
 
 
-class User(ActiveRecord):
-    """The user service's model (connection "users")."""
-
-    __tablename__ = "users"
-    __connection__ = "users"
-
-    id: int = PrimaryKeyField()
-    name: str = StringField(max_length=100)
-    email: str = StringField(max_length=200)
-
-
-class Order(ActiveRecord):
-    """The order service's model (connection "orders")."""
-
-    __tablename__ = "orders"
-    __connection__ = "orders"
-
-    id: int = PrimaryKeyField()
-    user_id: int = IntegerField(index=True)
-    status: str = StringField(max_length=20, default="pending")
-    total: decimal.Decimal = DecimalField(precision=12, scale=2, default=decimal.Decimal("0"))
-    created_at: dt.datetime = TimestampField(auto_now_add=True)
-
-
-class OrderItem(ActiveRecord):
-    __tablename__ = "order_items"
-    __connection__ = "orders"
-
-    id: int = PrimaryKeyField()
-    order_id: int = IntegerField(index=True)
-    product_id: int = IntegerField()
-    quantity: int = IntegerField()
+__all__ = ["Author", "EventStore", "Everything", "Order", "OrderItem", "User"]

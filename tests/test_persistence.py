@@ -1,0 +1,204 @@
+"""Saving, updating, deleting and reloading records, in both modes on every backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from activerecord import ActiveRecord, ConnectionManager
+from activerecord.errors import MissingPrimaryKeyError, QueryError, RecordNotFound, UnknownFieldError, ValidationError
+
+from .dual import IO
+from .models import Author, Everything
+
+
+async def test_save_inserts_then_returns_the_record_with_its_key(db: IO) -> None:
+    author = Author(name="ada")
+    assert not author.is_persisted
+    saved = await db(author).save()
+    assert saved is author and author.is_persisted
+    assert isinstance(author.id, int)
+    assert author.created_at.tzinfo is not None and author.updated_at.tzinfo is not None
+    assert (await db(Author.find_by_id(author.id)).one()).name == "ada"
+
+
+async def test_every_field_kind_round_trips(db: IO) -> None:
+    moment = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    token = uuid.uuid4()
+    e = await db(Everything).create(
+        small=-5,
+        big=2**40,
+        label="ten chars!",
+        body="x" * 5000,
+        flag=True,
+        ratio=0.25,
+        price=decimal.Decimal("12345678.90"),
+        day=dt.date(2024, 2, 29),
+        moment=moment,
+        doc={"list": [1, 2.5, "three", None, True], "nested": {"k": "v"}},
+        token=token,
+    )
+    back = await db(Everything.find_by_id(e.id)).one()
+    assert back.small == -5 and back.big == 2**40 and back.label == "ten chars!"
+    assert back.body == "x" * 5000 and back.flag is True and back.ratio == 0.25
+    assert back.price == decimal.Decimal("12345678.90")
+    assert back.day == dt.date(2024, 2, 29)
+    assert back.moment == moment and back.moment.tzinfo is not None
+    assert back.doc == {"list": [1, 2.5, "three", None, True], "nested": {"k": "v"}}
+    assert back.token == token
+
+
+async def test_null_json_is_sql_null(db: IO) -> None:
+    e = await db(Everything).create(doc=None)
+    t = Everything.__table__
+    n = await db(Everything.find().where(t.c.doc.is_(None), Everything.id == e.id)).count()
+    assert n == 1
+
+
+async def test_update_writes_only_changed_fields_so_concurrent_changes_survive(db: IO) -> None:
+    mine = await db(Author).create(name="ada", age=30)
+    theirs = await db(Author.find_by_id(mine.id)).one()
+    theirs.age = 31
+    await db(theirs).save()
+    mine.name = "ada lovelace"
+    assert set(mine.changed_fields()) == {"name"}
+    await db(mine).save()
+    fresh = await db(Author.find_by_id(mine.id)).one()
+    assert fresh.name == "ada lovelace" and fresh.age == 31
+
+
+async def test_save_without_changes_runs_no_sql(db: IO) -> None:
+    author = await db(Author).create(name="ada")
+    statements: list[str] = []
+    engine = ConnectionManager.async_engine("default").sync_engine if db.is_async else ConnectionManager.engine("default")
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        await db(author).save()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert statements == []
+
+
+async def test_in_place_json_changes_are_detected(db: IO) -> None:
+    e = await db(Everything).create(doc={"tags": ["a"]})
+    e.doc["tags"].append("b")
+    assert set(e.changed_fields()) == {"doc"}
+    await db(e).save()
+    assert (await db(Everything.find_by_id(e.id)).one()).doc == {"tags": ["a", "b"]}
+
+
+async def test_update_sets_and_saves(db: IO) -> None:
+    author = await db(Author).create(name="ada")
+    before = author.updated_at
+    await db(author).update(age=40, role="admin")
+    fresh = await db(Author.find_by_id(author.id)).one()
+    assert (fresh.age, fresh.role) == (40, "admin")
+    assert fresh.updated_at >= before
+
+
+async def test_bad_update_changes_nothing(db: IO) -> None:
+    author = await db(Author).create(name="ada", age=30)
+    with pytest.raises(UnknownFieldError):
+        await db(author).update(age=31, nope=1)
+    assert author.age == 30  # nothing was assigned
+    with pytest.raises(ValidationError):
+        await db(author).update(age="old")
+    fresh = await db(Author.find_by_id(author.id)).one()
+    assert fresh.age == 30
+
+
+async def test_invalid_record_is_not_written(db: IO) -> None:
+    with pytest.raises(ValidationError) as info:
+        await db(Author).create(name=None, age="x")
+    assert set(info.value.errors) == {"name", "age"}
+    assert await db(Author.find()).count() == 0
+
+
+async def test_delete_and_reload(db: IO) -> None:
+    author = await db(Author).create(name="ada")
+    other = await db(Author.find_by_id(author.id)).one()
+    await db(Author.find().where(Author.id == author.id)).update_all(age=50)
+    await db(author).reload()
+    assert author.age == 50 and author.changed_fields() == {}
+    assert await db(author).delete() is True
+    assert not author.is_persisted
+    assert await db(Author.find()).count() == 0
+    with pytest.raises(RecordNotFound):
+        await db(other).reload()
+    assert await db(other).delete() is False
+
+
+async def test_saving_a_deleted_record_raises(db: IO) -> None:
+    author = await db(Author).create(name="ada")
+    stale = await db(Author.find_by_id(author.id)).one()
+    await db(author).delete()
+    stale.name = "changed"
+    with pytest.raises(RecordNotFound):
+        await db(stale).save()
+
+
+async def test_unsaved_records_cannot_be_deleted_or_reloaded(db: IO) -> None:
+    with pytest.raises(MissingPrimaryKeyError):
+        await db(Author(name="x")).delete()
+    with pytest.raises(MissingPrimaryKeyError):
+        await db(Author(name="x")).reload()
+
+
+async def test_primary_key_of_a_saved_record_cannot_change(db: IO) -> None:
+    author = await db(Author).create(name="ada")
+    author.id = author.id + 100
+    with pytest.raises(QueryError):
+        await db(author).save()
+
+
+async def test_unique_violation_raises_the_driver_error_and_keeps_the_first_row(db: IO) -> None:
+    await db(Author).create(name="a", email="same@example.com")
+    with pytest.raises(sa.exc.IntegrityError):
+        await db(Author).create(name="b", email="same@example.com")
+    assert [a.name for a in await db(Author.find()).all()] == ["a"]
+
+
+async def test_insert_many_is_one_statement_with_keys_back(db: IO, backend: str) -> None:
+    rows = [{"name": f"n{i}", "age": i} for i in range(50)]
+    records = await db(Author).insert_many(rows)
+    assert len(records) == 50 and all(r.is_persisted for r in records)
+    ids = [r.id for r in records]
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == 50
+    by_id = {a.id: a for a in await db(Author.find()).all()}
+    assert [by_id[i].name for i in ids] == [f"n{i}" for i in range(50)]
+
+
+async def test_insert_many_validates_every_row_before_writing(db: IO) -> None:
+    with pytest.raises(ValidationError) as info:
+        await db(Author).insert_many([{"name": "ok"}, {"name": None}, {"name": "x", "age": "y"}])
+    assert set(info.value.errors) == {"rows[1].name", "rows[2].age"}
+    assert await db(Author.find()).count() == 0
+    assert await db(Author).insert_many([]) == []
+
+
+async def test_insert_many_accepts_records(db: IO) -> None:
+    records = [Author(name="a"), Author(name="b")]
+    out = await db(Author).insert_many(records)
+    assert out == records and records[0].id is not None
+
+
+async def test_execute_raw_uses_bound_parameters(db: IO) -> None:
+    await db(Author).create(name="ada", age=36)
+    result = await db(ActiveRecord).execute_raw(
+        "SELECT name, age FROM authors WHERE name = :name", {"name": "ada'; DROP TABLE authors; --"}
+    )
+    assert result.rows == []
+    result = await db(ActiveRecord).execute_raw("SELECT name, age FROM authors WHERE name = :name", {"name": "ada"})
+    assert result.rows == [{"name": "ada", "age": 36}] and result.columns == ["name", "age"]
+    changed = await db(ActiveRecord).execute_raw("UPDATE authors SET age = :age", {"age": 37})
+    assert changed.rowcount == 1
+    with pytest.raises(QueryError):
+        await db(ActiveRecord).execute_raw("SELECT 1", ("positional",))

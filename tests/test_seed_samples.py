@@ -1,0 +1,101 @@
+"""The seed document's samples, as the demo writes them, on every backend."""
+
+from __future__ import annotations
+
+import decimal
+
+import pytest
+
+from activerecord import ActiveRecord, ConnectionManager, RecordNotFound
+from activerecord._demo import (
+    HealthCheckService,
+    InventoryService,
+    OrderSaga,
+    PaymentService,
+    UserOrderCompositionService,
+)
+
+from .dual import IO
+from .models import EventStore, Order, OrderItem, User
+
+pytestmark = pytest.mark.modes("async")  # the seed's samples are async code
+
+
+async def test_database_per_service_and_composition(db: IO) -> None:
+    ada = await User.acreate(name="Ada", email="ada@example.com")
+    other = await User.acreate(name="Bob", email="bob@example.com")
+    await Order.acreate(user_id=ada.id, total=decimal.Decimal("12.50"))
+    await Order.acreate(user_id=ada.id, status="completed")
+    await Order.acreate(user_id=other.id)
+    # Each service's tables exist only in its own database.
+    assert not await ActiveRecord.aexecute_raw("SELECT 1 FROM orders", using="orders") is None
+    with pytest.raises(Exception):  # noqa: B017 - the driver's "no such table" differs per backend
+        await ActiveRecord.aexecute_raw("SELECT 1 FROM orders", using="users")
+
+    result = await UserOrderCompositionService().get_user_with_orders(ada.id)
+    assert result["user"] == {"id": ada.id, "name": "Ada", "email": "ada@example.com"}
+    assert [(o["status"], o["total"]) for o in result["orders"]] == [("pending", "12.50"), ("completed", "0.00")]
+    with pytest.raises(RecordNotFound):
+        await UserOrderCompositionService().get_user_with_orders(10_000)
+
+
+async def test_event_store_appends_and_reads_in_order(db: IO) -> None:
+    for i in range(5):
+        await EventStore.append_event("order-1", f"Step{i}", {"n": i, "nested": {"ok": True}})
+    await EventStore.append_event("order-2", "Other", {})
+    events = await EventStore.get_events_for_aggregate("order-1")
+    assert [e.event_type for e in events] == [f"Step{i}" for i in range(5)]
+    assert events[3].event_data == {"n": 3, "nested": {"ok": True}}
+    assert all(e.created_at.tzinfo is not None for e in events)
+    assert [e.created_at for e in events] == sorted(e.created_at for e in events)
+
+
+async def test_health_check(db: IO) -> None:
+    assert await HealthCheckService.check_database_health("users") == {"status": "healthy", "database": "connected"}
+    ConnectionManager.configure({"broken": {"driver": "postgresql", "host": "127.0.0.1", "port": 1, "database": "x"}})
+    try:
+        health = await HealthCheckService.check_database_health("broken")
+        assert health["status"] == "unhealthy" and health["database"]
+    finally:
+        await ConnectionManager.aremove("broken")
+
+
+async def test_order_saga_completes_and_compensates(db: IO) -> None:
+    user = await User.acreate(name="Ada", email="ada@example.com")
+    inventory = InventoryService({1: 10, 2: 5})
+    saga = OrderSaga(inventory, PaymentService(decimal.Decimal("100")), {1: decimal.Decimal("9.50"), 2: decimal.Decimal("40")})
+
+    ok = await saga.create_order(user.id, [1, 2], [2, 1])
+    assert ok["success"] is True
+    order = await Order.find_by_id(ok["order_id"]).aone()
+    assert order.status == "completed" and order.total == decimal.Decimal("59.00")
+    assert await OrderItem.find().where(order_id=order.id).acount() == 2
+
+    refused = await saga.create_order(user.id, [2], [3])  # 120 > payment limit
+    assert refused == {"success": False, "error": "payment failed", "order_id": refused["order_id"]}
+    assert (await Order.find_by_id(refused["order_id"]).aone()).status == "failed"
+    assert inventory.stock == {1: 8, 2: 4}  # the failed order's reservation was released
+
+    assert (await saga.create_order(user.id, [2], [9]))["error"] == "insufficient stock"
+    kinds = [e.event_type for e in await EventStore.get_events_for_aggregate(f"order-{refused['order_id']}")]
+    assert kinds == ["OrderCreated", "OrderFailed"]
+
+
+async def test_saga_compensates_on_unexpected_errors(db: IO) -> None:
+    inventory = InventoryService({1: 1})
+    saga = OrderSaga(inventory, PaymentService(decimal.Decimal("100")), {1: decimal.Decimal("1")})
+    result = await saga.create_order(None, [1], [1])  # type: ignore[arg-type]  # invalid user id
+    assert result["success"] is False and "user_id" in result["error"]
+    assert inventory.stock == {1: 1}
+    assert await Order.find().acount() == 0
+
+
+def test_demo_runs_end_to_end() -> None:
+    from activerecord._demo import main
+
+    lines: list[str] = []
+    assert main(out=lines.append) == 0
+    text = "\n".join(lines)
+    assert "'success': True" in text and "payment failed" in text and "insufficient stock" in text
+    assert "events of order-1: OrderCreated -> OrderCompleted" in text
+    assert text.count("'status': 'healthy'") == 2
