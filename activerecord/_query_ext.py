@@ -270,11 +270,8 @@ class QueryFeatures(Generic[M]):
         col = _column(self._model, column)
         ext = self._ext
         if self._limit is not None or self._offset is not None or (ext is not None and ext.shapes_rows):
-            inner = (
-                self.statement.order_by(None)
-                .with_only_columns(col.label("_ar_value"), maintain_column_froms=True)
-                .subquery()
-            )
+            # Keep the order: with a limit it decides which rows are aggregated.
+            inner = self.statement.with_only_columns(col.label("_ar_value"), maintain_column_froms=True).subquery()
             value = inner.c["_ar_value"]
             return select(fn(value.distinct() if distinct else value))
         expr = fn(col.distinct() if distinct else col)
@@ -417,6 +414,9 @@ def count_statement(query: Any) -> Select[Any]:
     plain = query._copy()
     plain._ext = replace(ext, join_includes=(), for_update=None)
     inner = plain.statement
+    if ext.group_by:
+        # One row per group; the grouped columns alone keep every backend's GROUP BY rules.
+        inner = inner.with_only_columns(*ext.group_by, maintain_column_froms=True)
     return select(func.count()).select_from(inner.order_by(None).subquery())
 
 
