@@ -18,8 +18,8 @@ from activerecord import (
     IntegerField,
     StringField,
     belongs_to,
-    metadata_for,
     has_many,
+    metadata_for,
 )
 from activerecord.errors import (
     ConfigurationError,
