@@ -47,7 +47,7 @@ async def notes(db: IO) -> tuple[Notebook, list[Note]]:
 
 
 async def test_delete_hides_the_row_from_default_queries(db: IO) -> None:
-    _, (a, b, c, d) = await notes(db)
+    _, (_a, b, _c, _d) = await notes(db)
     assert await db(b).delete() is True
     assert b.is_deleted and b.is_persisted and b.deleted_at is not None and b.version == 2
     assert [n.body for n in await db(Note.find().order_by("id")).all()] == ["n0", "n2", "n3"]
