@@ -32,8 +32,7 @@ def precheck(cls: Any, fields: Mapping[str, Field]) -> None:
                             f"{cls.__name__} on {conn!r}; relations never cross connections: keep the id and query "
                             f"{ref.__name__} on its own connection"
                         )
-    probe = type("probe", (), {"__connection__": conn, "__name__": cls.__name__, "__fields__": fields})
-    _relations.check_foreign_keys(probe)
+    _relations.check_foreign_keys(cls.__name__, conn, fields)
 
 
 def _one(cls: Any, kind: type[Field], label: str) -> str | None:

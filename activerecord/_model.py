@@ -411,6 +411,10 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
             raise RecordNotFound(f"{type(self).__name__} {self.pk!r} no longer exists")
         self.__dict__.update(zip(self._ar_names, row, strict=True))
         self._ar_snapshot()
+        if self._ar_relations:
+            # Loaded relations may be as stale as the fields were: load them again on demand.
+            for name in self._ar_relations:
+                self.__dict__.pop(name, None)
 
     def reload(self: Self, *, using: str | None = None) -> Self:
         """Read the record's row again, dropping unsaved changes."""

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
-from sqlalchemy import ColumnElement, Connection, FromClause, Select, Table, select
+from sqlalchemy import ColumnElement, Connection, FromClause, Select, select
 
 from . import _execute, _registry, _transaction
 from ._fields_extra import _ForeignKeyField
@@ -737,20 +737,15 @@ def model_declared(cls: Any) -> None:
             _pending.remove(rel)
 
 
-def check_foreign_keys(cls: Any) -> None:
+def check_foreign_keys(model: str, connection: str, fields: Mapping[str, Any]) -> None:
     """A `ForeignKeyField` to a model class on another connection is refused."""
-    for name, field in cls.__fields__.items():
+    for name, field in fields.items():
         target = field.target if isinstance(field, _ForeignKeyField) else None
-        if target is not None and not isinstance(target, str) and target.__connection__ != cls.__connection__:
-                raise ConfigurationError(
-                    f"{cls.__name__}.{name} references {field.target.__name__} on connection "
-                    f"{field.target.__connection__!r}; foreign keys never cross connections"
-                )
-
-
-def table_of(model: Any) -> Table:
-    """The model's table (typed helper)."""
-    return model.__table__  # type: ignore[no-any-return]
+        if target is not None and not isinstance(target, str) and target.__connection__ != connection:
+            raise ConfigurationError(
+                f"{model}.{name} references {target.__name__} on connection "
+                f"{target.__connection__!r}; foreign keys never cross connections"
+            )
 
 
 __all__ = ["BelongsTo", "Collection", "HasMany", "HasOne", "Relation", "belongs_to", "has_many", "has_one"]

@@ -152,6 +152,19 @@ async def test_async_code_never_loads_lazily_and_sync_code_may(db: IO) -> None:
     assert {line.product.name for line in purchase.lines} == {"pen", "ink"}
 
 
+async def test_reload_forgets_loaded_relations(db: IO) -> None:
+    s = await shop(db, purchases=1)
+    purchase = await db(Purchase.find().includes("lines")).one()
+    await db(Line).create(purchase_id=purchase.id, product_id=s["pen"].id)
+    assert len(purchase.lines) == 2
+    await db(purchase).reload()
+    if db.is_async:
+        await purchase.aload("lines")
+    else:
+        purchase.load("lines")
+    assert len(purchase.lines) == 3
+
+
 async def test_preload_for_records_fetched_elsewhere(db: IO) -> None:
     await shop(db)
     purchases = await db(Purchase.find()).all()
