@@ -187,8 +187,17 @@ class Relation(Generic[T]):
     def _loader(self, records: list[Any]) -> Callable[[Any], Any]:
         return self.target._ar_loader(records[0].__dict__["_ar_using"])  # type: ignore[no-any-return]
 
+    def _nothing_to_load(self, owner: Any) -> bool:
+        # A record with no key has no related rows: answer without I/O, in either mode.
+        if self.kind == "belongs_to":
+            return owner.__dict__[self.ensure().foreign_key] is None
+        return owner.__dict__["_ar_saved"] is None or owner.pk is None
+
     def _unloaded(self, owner: Any) -> Any:
         """Sync code outside an event loop loads now; anywhere else this is an error naming the fix."""
+        if self._nothing_to_load(owner):
+            self.ensure().load_into(_NO_IO, [owner])  # type: ignore[arg-type]
+            return owner.__dict__[self.name]
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -202,6 +211,16 @@ class Relation(Generic[T]):
         self.ensure()
         _execute.run(owner._ar_connection(None), False, preload, [owner], {self.name: {}})
         return owner.__dict__[self.name]
+
+
+class _NoConnection:
+    """Stands in for a connection where no query may run (records without keys)."""
+
+    def execute(self, *args: Any) -> Any:
+        raise AssertionError("no query is needed for records without keys")
+
+
+_NO_IO = _NoConnection()
 
 
 class _ToOne(Relation[T]):

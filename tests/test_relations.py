@@ -214,6 +214,9 @@ async def test_building_through_relations(db: IO) -> None:
     unsaved = Purchase(customer_id=s["ada"].id)
     with pytest.raises(MissingPrimaryKeyError):
         unsaved.lines.build(product_id=s["pen"].id)
+    # Records without keys have nothing related: no query, no error, in either mode.
+    assert list(unsaved.lines) == [] and len(unsaved.tags) == 0
+    assert Line(product_id=None).product is None
 
 
 async def test_joins_filter_on_related_columns(db: IO) -> None:
