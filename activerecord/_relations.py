@@ -131,8 +131,30 @@ class Relation(Generic[T]):
         self.target = target
         self.through = through
         self._resolve_keys()
+        self._check_shards()
         self.resolved = True
         return True
+
+    def _check_shards(self) -> None:
+        # Sharded models (``__shard_key__``) may relate only along their shard keys, so that
+        # related rows always live on the same shard as the record that reaches them.
+        owner, target = self.owner, self.target
+        owner_key = getattr(owner, "__shard_key__", None)
+        target_key = getattr(target, "__shard_key__", None)
+        if owner_key is None and target_key is None:
+            return
+        where = f"{owner.__name__}.{self.name}"
+        if self.through is not None:
+            raise ConfigurationError(f"{where}: many-to-many relations between sharded models cross shards")
+        if self.kind == "belongs_to":
+            aligned = owner_key == self.foreign_key and target_key == target._ar_pk
+        else:
+            aligned = target_key == self.foreign_key and owner_key == owner._ar_pk
+        if not aligned:
+            raise ConfigurationError(
+                f"{where}: related rows of sharded models must share the shard key (here {owner.__name__} is "
+                f"sharded by {owner_key!r}, {target.__name__} by {target_key!r}); this relation would cross shards"
+            )
 
     def _key(self, model: Any, option: str | None, default: str, refers_to: Any, what: str) -> str:
         fields = model.__fields__

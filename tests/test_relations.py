@@ -311,3 +311,30 @@ def test_foreign_key_inference_and_its_errors() -> None:
             __tablename__ = "rel_depots"
             __connection__ = "relcheck"
             name: str = StringField()
+
+
+def test_relations_between_sharded_models_follow_the_shard_key() -> None:
+    class ShardUser(ActiveRecord):
+        __tablename__ = "rel_shard_users"
+        __connection__ = "relshards"
+        __shard_key__ = "id"
+        name: str = StringField()
+        posts = has_many("ShardPost")
+
+    class ShardPost(ActiveRecord):  # sharded by its author: lives beside the author
+        __tablename__ = "rel_shard_posts"
+        __connection__ = "relshards"
+        __shard_key__ = "shard_user_id"
+        shard_user_id: int = IntegerField()
+        author = belongs_to(ShardUser, foreign_key="shard_user_id")
+
+    assert ShardUser.__dict__["posts"].resolved and ShardPost.__dict__["author"].resolved
+
+    with pytest.raises(ConfigurationError, match="would cross shards"):
+
+        class ShardComment(ActiveRecord):  # sharded by its own id: its author may be elsewhere
+            __tablename__ = "rel_shard_comments"
+            __connection__ = "relshards"
+            __shard_key__ = "id"
+            shard_user_id: int = IntegerField()
+            author = belongs_to(ShardUser, foreign_key="shard_user_id")
