@@ -120,6 +120,15 @@ async def test_includes_with_first_one_and_nothing_found(db: IO) -> None:
     assert await db(Purchase.find().where(Purchase.id == -1).includes("lines")).all() == []
 
 
+async def test_includes_with_using_and_not_with_streaming(db: IO) -> None:
+    await shop(db, purchases=2)
+    found = await db(Purchase.find().using("orders").includes("lines", "customer")).all()
+    assert all(p.lines[0].__dict__["_ar_using"] == "orders" for p in found)
+    assert all(p.customer.__dict__["_ar_using"] == "orders" for p in found)
+    with pytest.raises(QueryError, match="batches"):
+        await db.batches(Purchase.find().includes("lines"), 10)
+
+
 async def test_join_strategy_loads_to_one_relations_in_the_same_query(db: IO) -> None:
     await shop(db)
     with count_selects(db) as seen:
