@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_a_bad_entry_leaves_every_connection_as_it_was() -> None:
 def test_unknown_connection_name() -> None:
     registry = ConnectionRegistry()
     registry.configure({"users": {"driver": "sqlite"}})
-    with pytest.raises(ConfigurationError, match=r"no connection named 'orders' \(configured: users\)"):
+    with pytest.raises(ConfigurationError, match=re.escape("no connection named 'orders' (configured: users)")):
         registry.engine("orders")
 
 
@@ -84,9 +85,8 @@ def test_passwords_never_show(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ConfigurationError) as info:
         registry.configure({"db": {"url": f"postgresql://u:{secret}@h/d", "host": "x"}})
     assert secret not in str(info.value)
-    with caplog.at_level(logging.DEBUG), pytest.raises(Exception) as failure:
-        with registry.engine("db").connect():
-            pass
+    with caplog.at_level(logging.DEBUG), pytest.raises(Exception) as failure, registry.engine("db").connect():
+        pass
     assert secret not in str(failure.value)
     assert secret not in caplog.text
     registry.clear()
@@ -137,5 +137,5 @@ def test_unconfigured_connection_error_names_the_fix() -> None:
         id: int = PrimaryKeyField()
         name: str = StringField()
 
-    with pytest.raises(ConfigurationError, match="ConnectionManager.configure"):
+    with pytest.raises(ConfigurationError, match=re.escape("ConnectionManager.configure()")):
         Lonely.find().all()

@@ -112,9 +112,8 @@ async def test_sync_calls_inside_an_async_transaction_are_refused(db: IO) -> Non
     async with Author.atransaction():
         with pytest.raises(TransactionError, match="a-prefixed"):
             Author.create(name="x")
-        with pytest.raises(TransactionError):
-            with Author.transaction():
-                pass
+        with pytest.raises(TransactionError), Author.transaction():
+            pass
     assert await Author.find().acount() == 0
 
 
