@@ -98,25 +98,24 @@ class Relation(Generic[T]):
         owner = self.owner
         conn = owner.__connection__
         if isinstance(ref, str):
+            # Only this connection's models: several services may each declare a "User".
             found = [m for m in _registry.models_for(conn) if m.__name__ == ref]
-            if found:
-                ref = found[-1]
-            else:
-                for other in _registry.connection_names():
-                    if any(m.__name__ == ref for m in _registry.models_for(other)):
-                        ref = next(m for m in _registry.models_for(other) if m.__name__ == ref)
-                        break
-                else:
-                    return None
+            if not found:
+                return None
+            ref = found[-1]
         if "__table__" not in ref.__dict__:
             raise ConfigurationError(f"{owner.__name__}.{self.name}: {ref.__name__} is abstract and has no table")
         if ref.__connection__ != conn:
-            raise ConfigurationError(
-                f"{owner.__name__}.{self.name}: {role} {ref.__name__} lives on connection {ref.__connection__!r}, "
-                f"{owner.__name__} on {conn!r}; relations never cross connections: keep the id and query "
-                f"{ref.__name__} on its own connection"
-            )
+            raise self._crossing(role, ref)
         return ref
+
+    def _crossing(self, role: str, ref: Any) -> ConfigurationError:
+        owner = self.owner
+        return ConfigurationError(
+            f"{owner.__name__}.{self.name}: {role} {ref.__name__} lives on connection {ref.__connection__!r}, "
+            f"{owner.__name__} on {owner.__connection__!r}; relations never cross connections: keep the id and "
+            f"query {ref.__name__} on its own connection"
+        )
 
     def resolve(self) -> bool:
         """Find the target (and join) model and the keys; False while a named model is undeclared."""
@@ -180,13 +179,21 @@ class Relation(Generic[T]):
         raise NotImplementedError
 
     def ensure(self) -> Relation[T]:
-        """This relation, resolved; `ConfigurationError` when its target was never declared."""
-        if not self.resolved and not self.resolve():
-            raise ConfigurationError(
-                f"{self.owner.__name__}.{self.name}: no model named {self._target_ref!r} "
-                f"(or join model {self._through_ref!r}) is declared on connection {self.owner.__connection__!r}"
-            )
-        return self
+        """This relation, resolved; `ConfigurationError` when its target is not on its connection."""
+        if self.resolved or self.resolve():
+            return self
+        for role, ref in (("target", self._target_ref), ("join model", self._through_ref)):
+            if isinstance(ref, str) and not any(
+                m.__name__ == ref for m in _registry.models_for(self.owner.__connection__)
+            ):
+                for other in _registry.connection_names():
+                    elsewhere = [m for m in _registry.models_for(other) if m.__name__ == ref]
+                    if elsewhere:
+                        raise self._crossing(role, elsewhere[-1])
+        raise ConfigurationError(
+            f"{self.owner.__name__}.{self.name}: no model named {self._target_ref!r} "
+            f"(or join model {self._through_ref!r}) is declared on connection {self.owner.__connection__!r}"
+        )
 
     # -- SQL --------------------------------------------------------------------------------
 
@@ -774,7 +781,7 @@ def model_declared(cls: Any) -> None:
     """Resolve pending relations that were waiting for ``cls`` (declared after them)."""
     for rel in list(_pending):
         refs = (rel._target_ref, rel._through_ref)
-        if cls.__name__ in refs and rel.resolve():
+        if cls.__name__ in refs and cls.__connection__ == rel.owner.__connection__ and rel.resolve():
             _pending.remove(rel)
 
 

@@ -270,6 +270,28 @@ def test_unknown_relation_paths_fail_before_any_sql() -> None:
         Purchase.find().includes("lines.vendor")
 
 
+def test_same_named_models_on_other_connections_do_not_interfere() -> None:
+    class Visitor(ActiveRecord):  # a "Customer" of another service
+        __tablename__ = "rel_visitors"
+        __connection__ = "visits"
+        spots = has_many("Spot")
+
+    class Customer(ActiveRecord):  # same class name as the orders service's model
+        __tablename__ = "rel_other_customers"
+        __connection__ = "visits"
+        name: str = StringField()
+
+    class Spot(ActiveRecord):
+        __tablename__ = "rel_spots"
+        __connection__ = "visits"
+        visitor_id: int = IntegerField()
+        owner_id: int = IntegerField()
+        owner = belongs_to("Customer")
+
+    assert Spot.__dict__["owner"].target is Customer
+    assert Visitor.__dict__["spots"].resolved
+
+
 def test_relations_never_cross_connections() -> None:
     with pytest.raises(ConfigurationError, match="never cross connections"):
 
@@ -291,12 +313,22 @@ def test_relations_never_cross_connections() -> None:
         __connection__ = "ledger_only"
         entries = has_many("LedgerEntry")
 
-    with pytest.raises(ConfigurationError, match="never cross connections"):
+    class LedgerEntry(ActiveRecord):  # a model of that name, on another connection
+        __tablename__ = "rel_ledger_entries"
+        __connection__ = "ledger_elsewhere"
+        ledger_id: int = IntegerField()
 
-        class LedgerEntry(ActiveRecord):  # same name, declared on another connection
-            __tablename__ = "rel_ledger_entries"
-            __connection__ = "ledger_elsewhere"
-            ledger_id: int = IntegerField()
+    # A name may still be declared on this connection later; the first use finds it elsewhere.
+    with pytest.raises(ConfigurationError, match="LedgerEntry lives on connection 'ledger_elsewhere'"):
+        Ledger.find().includes("entries")
+    with pytest.raises(ConfigurationError, match="no model named 'Nowhere'"):
+
+        class Lost(ActiveRecord):
+            __tablename__ = "rel_lost"
+            __connection__ = "ledger_only"
+            things = has_many("Nowhere")
+
+        Lost.find().joins("things")
 
     assert not metadata_for("billing_only").tables
 
