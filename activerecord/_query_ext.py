@@ -71,7 +71,10 @@ class Extras:
         if self.distinct:
             stmt = stmt.distinct()
         if self.for_update is not None:
-            stmt = stmt.with_for_update(**self.for_update)
+            # Lock the model's rows only: PostgreSQL refuses to lock the nullable side of the
+            # outer joins that load to-one relations (dialects without FOR UPDATE OF drop it).
+            of = model.__table__ if self.join_includes else None
+            stmt = stmt.with_for_update(of=of, **self.for_update)
         return stmt
 
 

@@ -124,6 +124,9 @@ async def test_for_update_renders_per_backend_and_runs_in_a_transaction(db: IO) 
         for p in locked:
             await db(p).update(status="shipped")
     assert await db(Purchase.find().where(status="shipped")).count() == 3
+    async with db.transaction(Line):
+        lines = await db(Line.find().includes("product", strategy="join").for_update()).all()
+        assert {line.product.name for line in lines} == {"pen"}
     with pytest.raises(QueryError, match="not both"):
         Purchase.find().for_update(nowait=True, skip_locked=True)
 
