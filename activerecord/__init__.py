@@ -26,6 +26,7 @@ from ._fields import (
 )
 from ._fields_extra import ForeignKeyField, SoftDeleteField, VersionField
 from ._hooks import HOOKS
+from ._ids import IdGenerator, generate_id, id_timestamp
 from ._manager import ConnectionManager, ConnectionRegistry
 from ._model import ActiveRecord
 from ._operations import RawResult
@@ -33,6 +34,9 @@ from ._pagination import Page
 from ._query import Query
 from ._registry import metadata_for, models_for
 from ._relations import BelongsTo, Collection, HasMany, HasOne, belongs_to, has_many, has_one
+from ._routing import RoutingScope
+from ._shard_query import AllShardsQuery
+from ._shards import ModuloShards, ShardDirectory, ShardResolver
 from ._transaction import Transaction
 from ._validators import validates
 from .errors import (
@@ -43,6 +47,7 @@ from .errors import (
     ReadOnlyError,
     RecordNotFound,
     RelationNotLoaded,
+    ShardQueryError,
     StaleObjectError,
     TransactionError,
     ValidationError,
@@ -54,6 +59,7 @@ __all__ = [
     "HOOKS",
     "ActiveRecord",
     "ActiveRecordError",
+    "AllShardsQuery",
     "BelongsTo",
     "BigIntegerField",
     "BooleanField",
@@ -69,8 +75,10 @@ __all__ = [
     "ForeignKeyField",
     "HasMany",
     "HasOne",
+    "IdGenerator",
     "IntegerField",
     "JSONField",
+    "ModuloShards",
     "MultipleRecordsFound",
     "Page",
     "PrimaryKeyField",
@@ -80,6 +88,10 @@ __all__ = [
     "ReadOnlyError",
     "RecordNotFound",
     "RelationNotLoaded",
+    "RoutingScope",
+    "ShardDirectory",
+    "ShardQueryError",
+    "ShardResolver",
     "SoftDeleteField",
     "StaleObjectError",
     "StringField",
@@ -92,8 +104,10 @@ __all__ = [
     "VersionField",
     "belongs_to",
     "errors",
+    "generate_id",
     "has_many",
     "has_one",
+    "id_timestamp",
     "metadata_for",
     "models_for",
     "validates",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -38,6 +39,10 @@ class NodeEngines:
         self._async: AsyncEngine | None = None
         self._lock = threading.Lock()
         self._keeper: sqlite3.Connection | None = None
+        # Set by the registry once these engines are replaced: an operation that looked the
+        # node up just before the swap may still open an engine here, which must then be
+        # disposed again once idle.
+        self.on_create: Callable[[NodeEngines], None] | None = None
 
     def __repr__(self) -> str:
         return f"NodeEngines({self.node.safe_url!r})"
@@ -58,6 +63,8 @@ class NodeEngines:
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine)
                     self._sync = engine
+                    if self.on_create is not None:
+                        self.on_create(self)
                 engine = self._sync
         return engine
 
@@ -73,6 +80,8 @@ class NodeEngines:
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine.sync_engine)
                     self._async = engine
+                    if self.on_create is not None:
+                        self.on_create(self)
                 engine = self._async
         return engine
 
@@ -101,3 +110,25 @@ class NodeEngines:
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
+
+
+def _checked_out(engine: Engine | None) -> int:
+    return 0 if engine is None else int(engine.pool.checkedout())  # type: ignore[attr-defined]
+
+
+def in_use(engines: NodeEngines) -> int:
+    """How many connections of ``engines`` (sync and async pools) are checked out right now."""
+    async_engine = engines._async
+    return _checked_out(engines._sync) + _checked_out(async_engine.sync_engine if async_engine else None)
+
+
+def dispose_sync_part(engines: NodeEngines) -> None:
+    """Close the sync pool only (the async pool needs an event loop to close its connections)."""
+    if engines._sync is not None:
+        engines._sync.dispose()
+        engines._sync = None
+
+
+def is_disposed(engines: NodeEngines) -> bool:
+    """Whether neither engine is open."""
+    return engines._sync is None and engines._async is None

@@ -110,15 +110,22 @@ class Features:
 
     @classmethod
     def preload(cls, records: Sequence[Self], *paths: str, using: str | None = None) -> None:
-        """Load relations for records fetched elsewhere: one query per relation for all of them."""
+        """Load relations for records fetched elsewhere: one query per relation for all of them.
+
+        They are read on ``using``, or on the connection the first record came from.
+        """
         tree = _relations.parse_paths(cls, paths)
-        _execute.run(using or cls.__connection__, False, _relations.preload, list(records), tree)  # type: ignore[attr-defined]
+        if records:
+            name = using or records[0]._ar_connection(None)
+            _execute.run(name, False, _relations.preload, list(records), tree)
 
     @classmethod
     async def apreload(cls, records: Sequence[Self], *paths: str, using: str | None = None) -> None:
         """`preload` (async)."""
         tree = _relations.parse_paths(cls, paths)
-        await _execute.arun(using or cls.__connection__, False, _relations.preload, list(records), tree)  # type: ignore[attr-defined]
+        if records:
+            name = using or records[0]._ar_connection(None)
+            await _execute.arun(name, False, _relations.preload, list(records), tree)
 
     # -- soft delete --------------------------------------------------------------------------
 

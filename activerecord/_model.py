@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Index, Row, Table, UniqueConstraint, bindpara
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.ddl import sort_tables
 
-from . import _execute, _features, _hooks, _operations, _registry, _transaction, _validators
+from . import _execute, _features, _hooks, _operations, _registry, _shards, _transaction, _validators
 from ._fields import MISSING, Field, PrimaryKeyField, _DateTimeField, _JSONField, utcnow
 from ._query import Query
 from .errors import (
@@ -244,7 +244,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return changed
 
     def _ar_connection(self, using: str | None) -> str:
-        return using or self.__dict__.get("_ar_using") or self.__connection__
+        return using or self.__dict__.get("_ar_using") or _shards.record_connection(self)
 
     # -- validation ---------------------------------------------------------------------------
 

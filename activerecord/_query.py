@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from sqlalchemy import ColumnElement, Select, Table, exists, func, select
 from sqlalchemy.sql.expression import ClauseElement
 
-from . import _execute, _operations, _query_ext
+from . import _execute, _operations, _query_ext, _routing, _shards
 from ._manager import ConnectionManager
+from ._shard_query import AllShardsQuery
 from .errors import MultipleRecordsFound, QueryError, RecordNotFound
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
     >>> await User.find().where(name="ada").aone()
     """
 
-    __slots__ = ("_ext", "_limit", "_model", "_offset", "_order_by", "_using", "_where")
+    __slots__ = ("_ext", "_limit", "_model", "_offset", "_order_by", "_role", "_using", "_where")
 
     def __init__(self, model: type[M]) -> None:
         self._model: Any = model
@@ -57,6 +58,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         self._using: str | None = None
         # Joins, eager loads, aggregates, scopes (see `_query_ext`); the model's default scope.
         self._ext: _query_ext.Extras | None = getattr(model, "_ar_default_ext", None)
+        self._role: str | None = None
 
     def _copy(self) -> Query[M]:
         new: Query[M] = object.__new__(type(self))
@@ -67,6 +69,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         new._offset = self._offset
         new._using = self._using
         new._ext = self._ext
+        new._role = self._role
         return new
 
     def __repr__(self) -> str:
@@ -130,6 +133,26 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         new._using = name
         return new
 
+    def using_read_replica(self) -> Query[M]:
+        """Read from a replica of the connection (the primary when none can serve the read).
+
+        Inside a transaction the transaction's connection is used all the same; a write through
+        this query raises `ReadOnlyError`.
+        """
+        new = self._copy()
+        new._role = _routing.READING
+        return new
+
+    def using_primary(self) -> Query[M]:
+        """Read from the primary, even where reads would go to a replica."""
+        new = self._copy()
+        new._role = _routing.WRITING
+        return new
+
+    def on_all_shards(self, *, skip_failed: bool = False) -> AllShardsQuery[M]:
+        """Run on every shard of the model's shard group and merge the results."""
+        return AllShardsQuery(self, skip_failed=skip_failed)
+
     @property
     def _loader(self) -> Any:
         load = self._model._ar_loader(self._using)
@@ -137,8 +160,8 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
 
     @property
     def connection_name(self) -> str:
-        """The connection this query runs on."""
-        return self._using or self._model.__connection__
+        """The connection this query runs on (for a sharded model, the shard its key selects)."""
+        return _shards.query_target(self._model, self._using, self._role, self._where)
 
     @property
     def statement(self) -> Select[Any]:

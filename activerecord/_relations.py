@@ -554,7 +554,7 @@ class Collection(Generic[T]):
         if rel.through is None:
             return self._appended(self.build(**values).save(using=using))  # type: ignore[attr-defined]
         self._owner_pk()
-        with _transaction.transaction(using or rel.owner.__connection__):
+        with _transaction.transaction(self._owner._ar_connection(None)):
             record = rel.target(**values).save(using=using)
             self._joined(record).save(using=using)
         return self._appended(record)
@@ -566,7 +566,7 @@ class Collection(Generic[T]):
         if rel.through is None:
             return self._appended(await self.build(**values).asave(using=using))  # type: ignore[attr-defined]
         self._owner_pk()
-        async with _transaction.atransaction(using or rel.owner.__connection__):
+        async with _transaction.atransaction(self._owner._ar_connection(None)):
             record = await rel.target(**values).asave(using=using)
             await self._joined(record).asave(using=using)
         return self._appended(record)

@@ -94,3 +94,18 @@ class StaleObjectError(ActiveRecordError):
 
 
 __all__ += ["RelationNotLoaded", "StaleObjectError"]
+
+
+class ShardQueryError(ActiveRecordError):
+    """One or more shards failed during an ``on_all_shards()`` query.
+
+    ``errors`` maps each failed shard to its exception; the first one is chained as ``__cause__``.
+    """
+
+    def __init__(self, errors: dict[str, BaseException]) -> None:
+        self.errors = errors
+        detail = "; ".join(f"{shard}: {type(exc).__name__}: {exc}" for shard, exc in errors.items())
+        super().__init__(f"{len(errors)} shard(s) failed: {detail}")
+
+
+__all__ += ["ShardQueryError"]
