@@ -24,16 +24,21 @@ from ._fields import (
     TimestampField,
     UUIDField,
 )
+from ._fields_extra import ForeignKeyField, SoftDeleteField, VersionField
+from ._hooks import HOOKS
 from ._ids import IdGenerator, generate_id, id_timestamp
 from ._manager import ConnectionManager, ConnectionRegistry
 from ._model import ActiveRecord
 from ._operations import RawResult
+from ._pagination import Page
 from ._query import Query
 from ._registry import metadata_for, models_for
+from ._relations import BelongsTo, Collection, HasMany, HasOne, belongs_to, has_many, has_one
 from ._routing import RoutingScope
 from ._shard_query import AllShardsQuery
 from ._shards import ModuloShards, ShardDirectory, ShardResolver
 from ._transaction import Transaction
+from ._validators import validates
 from .errors import (
     ActiveRecordError,
     ConfigurationError,
@@ -43,8 +48,10 @@ from .errors import (
     QueryError,
     ReadOnlyError,
     RecordNotFound,
+    RelationNotLoaded,
     SchemaDriftError,
     ShardQueryError,
+    StaleObjectError,
     TransactionError,
     ValidationError,
 )
@@ -55,8 +62,10 @@ __all__ = [
     "ActiveRecord",
     "ActiveRecordError",
     "AllShardsQuery",
+    "BelongsTo",
     "BigIntegerField",
     "BooleanField",
+    "Collection",
     "ConfigurationError",
     "ConnectionManager",
     "ConnectionRegistry",
@@ -65,6 +74,10 @@ __all__ = [
     "DecimalField",
     "Field",
     "FloatField",
+    "ForeignKeyField",
+    "HOOKS",
+    "HasMany",
+    "HasOne",
     "IdGenerator",
     "IntegerField",
     "JSONField",
@@ -72,17 +85,21 @@ __all__ = [
     "MigrationLockError",
     "ModuloShards",
     "MultipleRecordsFound",
+    "Page",
     "PrimaryKeyField",
     "Query",
     "QueryError",
     "RawResult",
     "ReadOnlyError",
     "RecordNotFound",
+    "RelationNotLoaded",
     "RoutingScope",
     "SchemaDriftError",
     "ShardDirectory",
     "ShardQueryError",
     "ShardResolver",
+    "SoftDeleteField",
+    "StaleObjectError",
     "StringField",
     "TextField",
     "TimestampField",
@@ -90,9 +107,14 @@ __all__ = [
     "TransactionError",
     "UUIDField",
     "ValidationError",
+    "VersionField",
+    "belongs_to",
     "errors",
     "generate_id",
+    "has_many",
+    "has_one",
     "id_timestamp",
     "metadata_for",
     "models_for",
+    "validates",
 ]

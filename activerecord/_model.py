@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Index, Row, Table, UniqueConstraint, bindpara
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.ddl import sort_tables
 
-from . import _execute, _operations, _registry, _shards, _transaction
+from . import _execute, _features, _hooks, _operations, _registry, _shards, _transaction, _validators
 from ._fields import MISSING, Field, PrimaryKeyField, _DateTimeField, _JSONField, utcnow
 from ._query import Query
 from .errors import (
@@ -62,7 +62,9 @@ class ModelMeta(type):
         cls._ar_declared = fields  # type: ignore[attr-defined]
         if namespace.get("__abstract__", False):
             return cls
+        _features.precheck(cls, fields)
         _build_table(cls, name, namespace, fields)  # type: ignore[arg-type]
+        _features.setup(cls)
         return cls
 
 
@@ -126,7 +128,7 @@ def _check_names(model: str, fields: Mapping[str, Field], names: Sequence[str]) 
         raise ConfigurationError(f"{model}: unknown field(s) {', '.join(unknown)} in an index or constraint")
 
 
-class ActiveRecord(metaclass=ModelMeta):
+class ActiveRecord(_features.Features, metaclass=ModelMeta):
     """Base class of models. A subclass declares fields; its table is built from them.
 
     >>> class User(ActiveRecord):
@@ -166,7 +168,7 @@ class ActiveRecord(metaclass=ModelMeta):
             raise ConfigurationError(f"{cls.__name__} is abstract and has no table")
         fields = cls.__fields__
         unknown = [k for k in values if k not in fields]
-        if unknown:
+        if unknown and not cls._ar_relations:
             raise UnknownFieldError(cls.__name__, {k: ["unknown field"] for k in unknown})
         d = self.__dict__
         for name, field in fields.items():
@@ -174,6 +176,8 @@ class ActiveRecord(metaclass=ModelMeta):
             d[name] = field.initial() if value is MISSING else value
         d["_ar_saved"] = None
         d["_ar_using"] = None
+        if unknown:
+            _features.assign_relations(self, {k: values[k] for k in unknown})
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -254,6 +258,8 @@ class ActiveRecord(metaclass=ModelMeta):
             problems = field.check(d[name])
             if problems:
                 errors[name] = problems
+        if self._ar_checks:
+            _validators.run(self, errors)
         return errors
 
     def validate(self) -> None:
@@ -346,6 +352,8 @@ class ActiveRecord(metaclass=ModelMeta):
 
         Validation runs first: a `ValidationError` leaves the database untouched.
         """
+        if self._ar_lifecycle:
+            return _hooks.save(self, using)
         pending = self._ar_prepare_save()
         if pending is not None:
             _execute.run(self._ar_connection(using), True, self._ar_save_op, pending)
@@ -354,6 +362,8 @@ class ActiveRecord(metaclass=ModelMeta):
 
     async def asave(self: Self, *, using: str | None = None) -> Self:
         """`save` (async)."""
+        if self._ar_lifecycle:
+            return await _hooks.asave(self, using)
         pending = self._ar_prepare_save()
         if pending is not None:
             await _execute.arun(self._ar_connection(using), True, self._ar_save_op, pending)
@@ -382,7 +392,12 @@ class ActiveRecord(metaclass=ModelMeta):
         return self.pk
 
     def delete(self, *, using: str | None = None) -> bool:
-        """Delete the record's row; True when a row was deleted (False if it was already gone)."""
+        """Delete the record's row; True when a row was deleted (False if it was already gone).
+
+        A model with a `SoftDeleteField` marks the row deleted instead (see ``hard_delete``).
+        """
+        if self._ar_lifecycle:
+            return _hooks.delete(self, using)
         pk = self._ar_require_pk()
         count = _execute.run(self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk})
         self.__dict__["_ar_saved"] = None
@@ -390,6 +405,8 @@ class ActiveRecord(metaclass=ModelMeta):
 
     async def adelete(self, *, using: str | None = None) -> bool:
         """`delete` (async)."""
+        if self._ar_lifecycle:
+            return await _hooks.adelete(self, using)
         pk = self._ar_require_pk()
         count = await _execute.arun(self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk})
         self.__dict__["_ar_saved"] = None
@@ -400,6 +417,10 @@ class ActiveRecord(metaclass=ModelMeta):
             raise RecordNotFound(f"{type(self).__name__} {self.pk!r} no longer exists")
         self.__dict__.update(zip(self._ar_names, row, strict=True))
         self._ar_snapshot()
+        if self._ar_relations:
+            # Loaded relations may be as stale as the fields were: load them again on demand.
+            for name in self._ar_relations:
+                self.__dict__.pop(name, None)
 
     def reload(self: Self, *, using: str | None = None) -> Self:
         """Read the record's row again, dropping unsaved changes."""

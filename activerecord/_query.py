@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from sqlalchemy import ColumnElement, Select, Table, exists, func, select
 from sqlalchemy.sql.expression import ClauseElement
 
-from . import _execute, _operations, _routing, _shards
+from . import _execute, _operations, _query_ext, _routing, _shards
 from ._manager import ConnectionManager
 from ._shard_query import AllShardsQuery
 from .errors import MultipleRecordsFound, QueryError, RecordNotFound
@@ -40,14 +40,14 @@ class RecordClass(Protocol):
 M = TypeVar("M")
 
 
-class Query(Generic[M]):
+class Query(_query_ext.QueryFeatures[M], Generic[M]):
     """A query for records of one model.
 
     >>> User.find().where(User.age >= 18).order_by(User.name).limit(10).all()
     >>> await User.find().where(name="ada").aone()
     """
 
-    __slots__ = ("_limit", "_model", "_offset", "_order_by", "_role", "_using", "_where")
+    __slots__ = ("_ext", "_limit", "_model", "_offset", "_order_by", "_role", "_using", "_where")
 
     def __init__(self, model: type[M]) -> None:
         self._model: Any = model
@@ -56,6 +56,8 @@ class Query(Generic[M]):
         self._limit: int | None = None
         self._offset: int | None = None
         self._using: str | None = None
+        # Joins, eager loads, aggregates, scopes (see `_query_ext`); the model's default scope.
+        self._ext: _query_ext.Extras | None = getattr(model, "_ar_default_ext", None)
         self._role: str | None = None
 
     def _copy(self) -> Query[M]:
@@ -66,6 +68,7 @@ class Query(Generic[M]):
         new._limit = self._limit
         new._offset = self._offset
         new._using = self._using
+        new._ext = self._ext
         new._role = self._role
         return new
 
@@ -152,7 +155,8 @@ class Query(Generic[M]):
 
     @property
     def _loader(self) -> Any:
-        return self._model._ar_loader(self._using)
+        load = self._model._ar_loader(self._using)
+        return load if self._ext is None else self._wrap_loader(load)
 
     @property
     def connection_name(self) -> str:
@@ -171,6 +175,8 @@ class Query(Generic[M]):
             stmt = stmt.limit(self._limit)
         if self._offset is not None:
             stmt = stmt.offset(self._offset)
+        if self._ext is not None:
+            stmt = self._ext.apply(self._model, stmt)
         return stmt
 
     def to_sql(self, *, literal: bool = False) -> str:
@@ -189,19 +195,27 @@ class Query(Generic[M]):
 
     def all(self) -> list[M]:
         """Every matching record."""
-        return _execute.run(self.connection_name, False, _operations.fetch_all, self.statement, self._loader)
+        return _execute.run(
+            self.connection_name, False, self._fetch(_operations.fetch_all), self.statement, self._loader
+        )
 
     async def aall(self) -> list[M]:
         """Every matching record (async)."""
-        return await _execute.arun(self.connection_name, False, _operations.fetch_all, self.statement, self._loader)
+        return await _execute.arun(
+            self.connection_name, False, self._fetch(_operations.fetch_all), self.statement, self._loader
+        )
 
     def first(self) -> M | None:
         """The first matching record, or None."""
-        return _execute.run(self.connection_name, False, _operations.fetch_first, self._first_stmt(), self._loader)
+        return _execute.run(
+            self.connection_name, False, self._fetch(_operations.fetch_first), self._first_stmt(), self._loader
+        )
 
     async def afirst(self) -> M | None:
         """The first matching record, or None (async)."""
-        return await _execute.arun(self.connection_name, False, _operations.fetch_first, self._first_stmt(), self._loader)
+        return await _execute.arun(
+            self.connection_name, False, self._fetch(_operations.fetch_first), self._first_stmt(), self._loader
+        )
 
     def _first_stmt(self) -> Select[Any]:
         return self.statement.limit(1)
@@ -223,10 +237,14 @@ class Query(Generic[M]):
         return self._at_most_one(await self._aup_to_two())
 
     def _up_to_two(self) -> list[M]:
-        return _execute.run(self.connection_name, False, _operations.fetch_up_to_two, self.statement, self._loader)
+        return _execute.run(
+            self.connection_name, False, self._fetch(_operations.fetch_up_to_two), self.statement, self._loader
+        )
 
     async def _aup_to_two(self) -> list[M]:
-        return await _execute.arun(self.connection_name, False, _operations.fetch_up_to_two, self.statement, self._loader)
+        return await _execute.arun(
+            self.connection_name, False, self._fetch(_operations.fetch_up_to_two), self.statement, self._loader
+        )
 
     def _at_most_one(self, found: list[M]) -> M | None:
         if len(found) > 1:
@@ -240,6 +258,8 @@ class Query(Generic[M]):
         return record
 
     def _count_stmt(self) -> Select[Any]:
+        if self._ext is not None:
+            return _query_ext.count_statement(self)
         if self._limit is None and self._offset is None:
             stmt = select(func.count()).select_from(self._model.__table__)
             return stmt.where(*self._where) if self._where else stmt
@@ -267,6 +287,8 @@ class Query(Generic[M]):
     def _bulk_where(self, verb: str) -> tuple[ColumnElement[bool], ...]:
         if self._limit is not None or self._offset is not None or self._order_by:
             raise QueryError(f"{verb} applies to every matching row: remove limit/offset/order_by")
+        if self._ext is not None:
+            return self._where + _query_ext.bulk_conditions(self, verb)
         return self._where
 
     def _update_stmt(self, values: Mapping[str, Any]) -> Any:
@@ -285,6 +307,8 @@ class Query(Generic[M]):
         return await _execute.arun(self.connection_name, True, _operations.execute_rowcount, self._update_stmt(values))
 
     def _delete_stmt(self) -> Any:
+        if self._model._ar_soft is not None:
+            return _query_ext.soft_delete_statement(self, self._bulk_where("delete_all"))
         return self._model.__table__.delete().where(*self._bulk_where("delete_all"))
 
     def delete_all(self) -> int:
@@ -302,6 +326,7 @@ class Query(Generic[M]):
         backend has one, so memory stays flat however many rows match."""
         if size < 1:
             raise QueryError("batch size must be at least 1")
+        self._check_streamable()
         load = self._loader
         with _execute.connection(self.connection_name) as conn:
             result = _stream(conn, self.statement, size)
@@ -312,6 +337,7 @@ class Query(Generic[M]):
         """`batches` (async): ``async for batch in query.abatches(500)``."""
         if size < 1:
             raise QueryError("batch size must be at least 1")
+        self._check_streamable()
         load = self._loader
         async with _execute.aconnection(self.connection_name) as aconn:
             result = await aconn.stream(self.statement.execution_options(yield_per=size))

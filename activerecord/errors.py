@@ -79,6 +79,23 @@ class QueryError(ActiveRecordError):
 __all__ += ["QueryError"]
 
 
+class RelationNotLoaded(ActiveRecordError):
+    """A relation that was not loaded was read where loading it would be hidden I/O (async code).
+
+    The message names the fix: ``includes("name")`` on the query, or ``await record.aload("name")``.
+    """
+
+
+class StaleObjectError(ActiveRecordError):
+    """An optimistic-locking update or delete found the row changed (or gone) since it was read.
+
+    Nothing was written; reload the record and apply the change again.
+    """
+
+
+__all__ += ["RelationNotLoaded", "StaleObjectError"]
+
+
 class ShardQueryError(ActiveRecordError):
     """One or more shards failed during an ``on_all_shards()`` query.
 

@@ -1,0 +1,94 @@
+"""Relations, eager loading and the query surface type-check the way users rely on (mypy --strict)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+mypy_api = pytest.importorskip("mypy.api")
+
+GOOD = '''
+from activerecord import (
+    ActiveRecord, BelongsTo, Collection, ForeignKeyField, HasMany, Page, PrimaryKeyField, Query, StringField,
+    VersionField, belongs_to, has_many,
+)
+
+
+class Customer(ActiveRecord):
+    id: int = PrimaryKeyField()
+    name: str = StringField()
+    orders: HasMany["Order"] = has_many("Order")
+
+
+class Order(ActiveRecord):
+    id: int = PrimaryKeyField()
+    customer_id: int = ForeignKeyField(Customer)
+    version: int = VersionField()
+    customer = belongs_to(Customer)
+    buyer: BelongsTo[Customer] = belongs_to(Customer, foreign_key="customer_id")
+
+
+def sync_code(ada: Customer) -> str:
+    order = Order(buyer=ada)
+    who: Customer | None = order.customer
+    orders: Collection[Order] = ada.orders
+    first: Order = ada.orders[0]
+    made: Order = ada.orders.create()
+    query: Query[Order] = Order.find().includes("customer").joins("customer").where(Customer.name == "a")
+    page: Page[Order] = query.paginate(10, after=None)
+    rows: list[dict[str, object]] = query.values()
+    names: list[object] = query.pluck("id")
+    loaded: Order = order.load("customer")
+    Order.upsert([{"customer_id": 1}], conflict=["id"])
+    return str((who, orders, first, made, page, rows, names, loaded))
+
+
+async def async_code() -> str:
+    order = await Order.find().aone()
+    loaded: Order = await order.aload("customer")
+    page: Page[Order] = await Order.find().apaginate(3)
+    total: object = await Order.find().asum(Order.id)
+    n: int = await Order.find().acount_distinct(Order.customer_id)
+    return str((loaded, page, total, n))
+'''
+
+BAD = '''
+from activerecord import ActiveRecord, PrimaryKeyField, StringField, belongs_to
+
+
+class Customer(ActiveRecord):
+    id: int = PrimaryKeyField()
+    name: str = StringField()
+
+
+class Order(ActiveRecord):
+    id: int = PrimaryKeyField()
+    customer = belongs_to(Customer)
+
+
+n: int = Order().customer
+s: str = Order.find().includes("customer").one()
+'''
+
+
+def _mypy(tmp_path: Path, source: str) -> tuple[str, int]:
+    path = tmp_path / "sample.py"
+    path.write_text(textwrap.dedent(source))
+    stdout, stderr, status = mypy_api.run(
+        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / ".mypy"), str(path)]
+    )
+    return stdout + stderr, status
+
+
+def test_relations_and_query_features_type_check(tmp_path: Path) -> None:
+    out, status = _mypy(tmp_path, GOOD)
+    assert status == 0, out
+
+
+def test_type_errors_are_caught(tmp_path: Path) -> None:
+    out, status = _mypy(tmp_path, BAD)
+    assert status == 1
+    assert 'Incompatible types in assignment (expression has type "Customer | None", variable has type "int")' in out
+    assert 'expression has type "Order", variable has type "str"' in out
