@@ -94,6 +94,8 @@ async def shards(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Shards]
     for shard in SHARDS:
         for model in MODELS:
             model.find().using(shard).delete_all()
+    # Shard names are global: leave them free for other groups (the demo's, other tests').
+    await ConnectionManager.aremove("user_shards")
 
 
 # -- the seed's sample --------------------------------------------------------------------------
