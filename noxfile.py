@@ -1,4 +1,5 @@
-"""Developer tasks: ``nox -s tests`` (the README test command), lint, typecheck, docs, bench."""
+"""Developer tasks: ``nox`` runs tests, lint, typecheck and docs (the README test command, as CI
+does); ``nox -s bench`` runs the benchmarks on purpose."""
 
 import nox
 
@@ -17,7 +18,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the package and the tests."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "activerecord", "tests", "noxfile.py")
+    session.run("ruff", "check", "activerecord", "tests", "bench", "noxfile.py")
 
 
 @nox.session
@@ -32,3 +33,23 @@ def docs(session: nox.Session) -> None:
     """A strict docs build."""
     session.install("mkdocs>=1.6")
     session.run("mkdocs", "build", "--strict", "--site-dir", "build/site")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against raw drivers, SQLAlchemy Core/ORM, Peewee and Tortoise.
+
+    ``nox -s bench`` runs the full suite on SQLite, PostgreSQL and MariaDB and writes
+    docs/benchmarks.md, docs/benchmarks.png and docs/benchmarks.json; ``nox -s bench -- --quick``
+    is the smoke run (sizes / 10, one repeat). Every ``python -m bench`` option passes through,
+    e.g. ``nox -s bench -- --backend sqlite --contender activerecord,peewee --repeats 5``.
+    The servers are the ones the tests use (BENCH_POSTGRESQL_URL / BENCH_MYSQL_URL override).
+    """
+    session.install(
+        "-e",
+        ".[all]",
+        "peewee>=4.5",
+        "tortoise-orm>=1.1",
+        "matplotlib>=3.8",
+    )
+    session.run("python", "-m", "bench", *session.posargs)

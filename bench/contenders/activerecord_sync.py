@@ -1,0 +1,69 @@
+"""activerecord, sync API, written against the public contract only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from activerecord import ActiveRecord, ConnectionManager
+
+from bench.contenders.ar_models import Item, StreamItem, aware_rows, configure
+from bench.contenders.base import OnBatch, SyncContender
+from bench.schema import reset_statements
+from bench.targets import Target
+from bench.workloads import Row
+
+
+class Contender(SyncContender):
+    """Model-level calls; reads outside a transaction check out a pooled connection each."""
+
+    packages = ("activerecord", "SQLAlchemy", "psycopg", "PyMySQL")
+    streaming = "Model.find().batches(batch)"
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        configure(target)
+
+    def prepare_rows(self, rows: Sequence[Row]) -> Sequence[Row]:
+        return aware_rows(rows)
+
+    def reset(self) -> None:
+        with ActiveRecord.transaction():
+            for statement in reset_statements(self.target.backend):
+                ActiveRecord.execute_raw(statement)
+
+    def insert_returning(self, rows: Sequence[Row]) -> list[int]:
+        with ActiveRecord.transaction():
+            return [Item.create(**row._asdict()).id for row in rows]
+
+    def bulk_insert(self, rows: Sequence[Row]) -> None:
+        Item.insert_many([row._asdict() for row in rows])
+
+    def fetch_objects(self) -> int:
+        return len(Item.find().all())
+
+    def fetch_dicts(self) -> int:
+        return len([item.to_dict() for item in Item.find().all()])
+
+    def get_by_pk(self, ids: Sequence[int]) -> int:
+        return sum(Item.find_by_id(pk).one_or_none() is not None for pk in ids)
+
+    def pages(self, offsets: Sequence[int], page_size: int, threshold: int) -> int:
+        return sum(
+            len(Item.find().where(Item.value < threshold).order_by(Item.id).limit(page_size).offset(offset).all())
+            for offset in offsets
+        )
+
+    def update_by_pk(self, updates: Sequence[tuple[int, int]]) -> None:
+        with ActiveRecord.transaction():
+            for pk, value in updates:
+                Item.find_by_id(pk).update_all(value=value)
+
+    def stream(self, batch_size: int, on_batch: OnBatch) -> int:
+        count = 0
+        for batch in StreamItem.find().batches(batch_size):
+            on_batch(len(batch))
+            count += len(batch)
+        return count
+
+    def close(self) -> None:
+        ConnectionManager.dispose()

@@ -1,0 +1,65 @@
+"""activerecord models and connection setup shared by its sync and async contenders.
+
+Importing this module fails with ImportError while the activerecord package is not
+installed or importable; the runner then reports both contenders as unavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from activerecord import (
+    ActiveRecord,
+    ConnectionManager,
+    DateTimeField,
+    FloatField,
+    IntegerField,
+    PrimaryKeyField,
+    StringField,
+)
+
+from bench.targets import Target
+from bench.workloads import STREAM_TABLE, TABLE, Row
+
+
+class Item(ActiveRecord):
+    """bench_item (the runner owns the DDL; create_all is never called).
+
+    DateTimeField is activerecord's only datetime field and it is timezone-aware: naive
+    values are refused, so the contenders hand it aware UTC rows (see ``aware_rows``).
+    """
+
+    __tablename__ = TABLE
+    id: int = PrimaryKeyField()
+    name: str = StringField(max_length=100)
+    value: int = IntegerField()
+    score: float = FloatField()
+    created_at: datetime = DateTimeField()
+
+
+class StreamItem(ActiveRecord):
+    """bench_stream, same columns."""
+
+    __tablename__ = STREAM_TABLE
+    id: int = PrimaryKeyField()
+    name: str = StringField(max_length=100)
+    value: int = IntegerField()
+    score: float = FloatField()
+    created_at: datetime = DateTimeField()
+
+
+def configure(target: Target) -> None:
+    """Point the ``default`` connection at the benchmark database."""
+    config: dict[str, Any] = {"driver": target.backend, "database": target.database}
+    if target.backend != "sqlite":
+        config.update(host=target.host, port=target.port, user=target.user)
+        if target.password:
+            config["password"] = target.password
+    ConnectionManager.configure({"default": config})
+
+
+def aware_rows(rows: Sequence[Row]) -> list[Row]:
+    """The same rows with UTC-aware timestamps, as a user of aware fields would hold them."""
+    return [row._replace(created_at=row.created_at.replace(tzinfo=UTC)) for row in rows]

@@ -1,0 +1,277 @@
+"""Command line and orchestration: one subprocess per contender per backend, then the report.
+
+Each contender runs in an interpreter of its own, so that imports, caches, the garbage
+collector and the memory peak of one library never leak into another's numbers. The runner
+creates each contender's table, starts the processes of a backend, and then has them run
+their timed passes in rounds (A1 B1 C1, B2 C2 A2, ...) so that drifting machine load is
+shared by all instead of landing on one. A contender that cannot be imported is reported as
+unavailable; one that raises, dies or times out as failed, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import chart, machine, report, schema
+from bench.contenders import BASELINE, BY_NAME, CONTENDERS
+from bench.procs import ChildFailed, ContenderProcess
+from bench.results import RunResult
+from bench.targets import BACKENDS, BackendName, Target
+from bench.workloads import Sizes, item_table_for
+
+QUICK_DIVISOR = 10
+FULL_REPEATS = 3
+QUICK_REPEATS = 1
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark activerecord against raw drivers, SQLAlchemy, Peewee and Tortoise.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"divide all sizes by {QUICK_DIVISOR} (and default to {QUICK_REPEATS} repeat)",
+    )
+    parser.add_argument(
+        "--backend",
+        type=_csv,
+        default=list(BACKENDS),
+        help="comma-separated subset of: " + ",".join(BACKENDS),
+    )
+    parser.add_argument(
+        "--contender",
+        type=_csv,
+        default=[entry.name for entry in CONTENDERS],
+        help="comma-separated subset of: "
+        + ",".join(entry.name for entry in CONTENDERS)
+        + " (the SQLAlchemy Core baseline of each mode is always added)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"timed repeats, median reported (default {FULL_REPEATS}; {QUICK_REPEATS} with --quick)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("docs/benchmarks.md"),
+        help="markdown report path",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one contender may take for one pass (default 120; 900 full)",
+    )
+    args = parser.parse_args(argv)
+    for backend in args.backend:
+        if backend not in BACKENDS:
+            parser.error(f"unknown backend {backend!r}")
+    for name in args.contender:
+        if name not in BY_NAME:
+            parser.error(f"unknown contender {name!r}")
+    if args.repeats is None:
+        # A quick run is a smoke run: one repeat keeps the suite near a minute on two
+        # cores; pass --repeats for medians.
+        args.repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def with_baselines(names: list[str]) -> list[str]:
+    """Selected contenders plus the baseline of each selected mode, in registry order."""
+    wanted = set(names)
+    wanted |= {BASELINE[BY_NAME[name].mode] for name in names}
+    return [entry.name for entry in CONTENDERS if entry.name in wanted]
+
+
+class _Backend:
+    """The contender processes of one backend, driven in interleaved rounds."""
+
+    def __init__(self, backend: BackendName, names: list[str], timeout: float) -> None:
+        self.backend = backend
+        self.timeout = timeout
+        self.results = {name: RunResult(backend, name, "ok") for name in names}
+        self.procs: dict[str, ContenderProcess] = {}
+        self.live: list[str] = []
+        self.failures: list[str] = []
+
+    def fail(self, name: str, reason: str) -> None:
+        result = self.results[name]
+        result.status, result.reason = "failed", reason
+        if name in self.live:
+            self.live.remove(name)
+        if name in self.procs:
+            self.failures.append(f"--- {self.backend} {name}\n{self.procs[name].traceback()}")
+
+    def start(self, targets: dict[str, Target], sizes: Sizes, workdir: Path) -> None:
+        # All processes start together: their imports overlap, their measurements never do.
+        for name, target in targets.items():
+            log = workdir / f"{self.backend}-{name}.log"
+            self.procs[name] = ContenderProcess(name, target, sizes, log)
+        for name, proc in self.procs.items():
+            try:
+                hello = proc.hello(self.timeout)
+            except ChildFailed as exc:
+                self.fail(name, str(exc))
+                continue
+            if hello["status"] == "unavailable":
+                self.results[name].status = "unavailable"
+                self.results[name].reason = hello["reason"]
+                proc.quit()
+                continue
+            self.results[name].streaming = hello["streaming"]
+            self.live.append(name)
+
+    def ask(self, name: str, command: str) -> dict[str, Any] | None:
+        """One command to one contender; a failure takes it out of the remaining rounds."""
+        started = time.perf_counter()
+        try:
+            return self.procs[name].request(command, self.timeout)
+        except ChildFailed as exc:
+            self.fail(name, str(exc))
+            return None
+        finally:
+            self.results[name].seconds += time.perf_counter() - started
+
+    def run(self, repeats: int) -> None:
+        """Warm-up each, then ``repeats`` rounds of one pass each, then the memory pass."""
+        for name in list(self.live):
+            self.ask(name, "warmup")
+        for round_no in range(repeats):
+            # Rotate the order so no contender always runs right after the same neighbour.
+            shift = round_no % max(len(self.live), 1)
+            for name in self.live[shift:] + self.live[:shift]:
+                reply = self.ask(name, "repeat")
+                if reply is None:
+                    continue
+                result = self.results[name]
+                for key, value in reply["timings_us"].items():
+                    result.timings_us.setdefault(key, []).append(value)
+                result.memory_mib.append(reply["rss_mib"])
+            print(
+                f"  {self.backend}: round {round_no + 1}/{repeats} done",
+                file=sys.stderr,
+            )
+        for name in list(self.live):
+            reply = self.ask(name, "memory")
+            if reply is not None:
+                self.results[name].heap_mib = reply["heap_mib"]
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            proc.quit()
+
+
+def _prepare(backend: BackendName, names: list[str], stream_rows: int, workdir: Path) -> dict[str, Target]:
+    """Seed bench_stream once, then give every contender a fresh table of its own."""
+    template = Target.for_backend(backend, str(workdir / f"{backend}-template.sqlite3"))
+    schema.seed(template, stream_rows)
+    targets: dict[str, Target] = {}
+    for name in names:
+        target = template
+        if backend == "sqlite":
+            # A file per contender: journal mode and page layout are file state too.
+            target = Target.for_backend(backend, str(workdir / f"{name}.sqlite3"))
+            shutil.copyfile(template.database, target.database)
+        schema.recreate_item(target, item_table_for(name))
+        targets[name] = target
+    return targets
+
+
+def run_backend(
+    backend: BackendName,
+    names: list[str],
+    sizes: Sizes,
+    repeats: int,
+    timeout: float,
+    workdir: Path,
+) -> tuple[list[RunResult], list[str]]:
+    """All selected contenders on one backend; returns the results and failure logs."""
+    started = time.perf_counter()
+    try:
+        targets = _prepare(backend, names, sizes.stream_rows, workdir)
+    except schema.SetupError as exc:  # an unreachable server fails its contenders only
+        print(f"  {backend}: setup failed, skipped ({exc})", file=sys.stderr)
+        return [RunResult(backend, n, "failed", f"setup: {exc}") for n in names], []
+    runner = _Backend(backend, names, timeout)
+    try:
+        runner.start(targets, sizes, workdir)
+        runner.run(repeats)
+    finally:
+        runner.close()
+    for result in runner.results.values():
+        detail = f" ({result.reason})" if result.reason else ""
+        print(
+            f"  {backend:<10} {result.contender:<20} {result.status:<12} {result.seconds:6.1f} s{detail}",
+            file=sys.stderr,
+        )
+    print(f"  {backend}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return list(runner.results.values()), runner.failures
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the suite and write the markdown report, its chart and the raw JSON."""
+    args = parse_args(argv)
+    sizes = Sizes().scaled(QUICK_DIVISOR) if args.quick else Sizes()
+    timeout = args.timeout or (120.0 if args.quick else 900.0)
+    names = with_baselines(args.contender)
+    # Other work on the machine skews every number; the report says how busy it was.
+    load_at_start = os.getloadavg()[0]
+    started = time.perf_counter()
+    results: list[RunResult] = []
+    servers: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        for backend in args.backend:
+            servers[backend] = machine.server_version(Target.for_backend(backend, str(workdir / "probe.sqlite3")))
+            print(f"{backend}: {servers[backend]}", file=sys.stderr)
+            measured, failures = run_backend(backend, names, sizes, args.repeats, timeout, workdir)
+            results.extend(measured)
+            for log in failures:
+                print(log, file=sys.stderr)
+    total = time.perf_counter() - started
+    meta = {
+        "machine": machine.describe(),
+        "servers": servers,
+        "sizes": asdict(sizes),
+        "quick": args.quick,
+        "repeats": args.repeats,
+        "seconds": total,
+        "load": [load_at_start, os.getloadavg()[0]],
+        "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+    output: Path = args.output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    png = output.with_suffix(".png")
+    markdown = report.render(results, meta, png.name)
+    output.write_text(markdown, encoding="utf-8")
+    chart.plot(results, png)
+    output.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=1),
+        encoding="utf-8",
+    )
+    print(markdown)
+    print(
+        f"wrote {output}, {png}, {output.with_suffix('.json')} in {total:.0f} s",
+        file=sys.stderr,
+    )
