@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from activerecord import ActiveRecord, ConnectionManager
-
 from bench.contenders.ar_models import Item, StreamItem, aware_rows, configure
 from bench.contenders.base import OnBatch, SyncContender
 from bench.schema import reset_statements

@@ -19,7 +19,6 @@ from activerecord import (
     PrimaryKeyField,
     StringField,
 )
-
 from bench.targets import Target
 from bench.workloads import STREAM_TABLE, TABLE, Row
 
