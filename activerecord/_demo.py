@@ -2,7 +2,8 @@
 
 A user service and an order service each own a database; a composition layer reads both; the
 order service records events in its event store; a saga spans the order, inventory and payment
-steps with compensation; a health check probes each database. The service classes here are the
+steps with compensation; a health check probes each database. Then a service with a read replica
+and a sharded user service (`_demo_multidb`). The service classes here are the
 seed document's samples, written with the async twins.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from . import ActiveRecord, ConnectionManager
 from ._demo_models import EventStore, Order, OrderItem, User
+from ._demo_multidb import run_multidb_demo
 
 Out = Callable[[str], None]
 
@@ -192,6 +194,8 @@ def main(argv: Sequence[str] | None = None, out: Out = print) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         out("activerecord demo: microservices on embedded SQLite (no server needed)")
         asyncio.run(run_services_demo(workdir, out))
+        out("")
+        run_multidb_demo(workdir / "multidb", out)
     out("demo finished")
     return 0
 

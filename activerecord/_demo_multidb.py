@@ -77,6 +77,7 @@ def _in_another_request(fn: Callable[[], int]) -> int:
 
 def run_multidb_demo(workdir: Path, out: Callable[[str], None]) -> None:
     """Show read replicas (routing, lag, catch-up, a failed replica) and sharding on SQLite files."""
+    workdir.mkdir(parents=True, exist_ok=True)
     primary, replica = workdir / "orders_primary.db", workdir / "orders_replica.db"
     ConnectionManager.configure(
         {

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import decimal
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,12 +94,17 @@ async def test_saga_compensates_on_unexpected_errors(db: IO) -> None:
     assert await Order.find().acount() == 0
 
 
-def test_demo_runs_end_to_end() -> None:
-    from activerecord._demo import main
-
-    lines: list[str] = []
-    assert main(out=lines.append) == 0
-    text = "\n".join(lines)
+def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
+    # The README's demo command, in a fresh interpreter and an empty folder.
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "activerecord", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert text.rstrip().endswith("demo finished")
     assert "'success': True" in text and "payment failed" in text and "insufficient stock" in text
     assert "events of order-1: OrderCreated -> OrderCompleted" in text
     assert text.count("'status': 'healthy'") == 2
+    assert "on_all_shards().count() = 6" in text  # the multi-database part ran too
