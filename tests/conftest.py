@@ -7,7 +7,8 @@ mode (sync, async); ``db`` is the `IO` that calls the right form of each method.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -101,3 +102,21 @@ async def db(backend: str, mode: str, backend_dbs: BackendDatabases, _configured
         with ConnectionManager.engine(name).begin() as conn:
             for table in reversed(tables):
                 conn.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def mypy_check(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[str, int]]:
+    """Run ``mypy --strict`` on a source text; one incremental cache for the whole session, so
+    SQLAlchemy and activerecord are analysed once, not once per check."""
+    from mypy import api
+
+    workdir = tmp_path_factory.mktemp("mypy")
+    counter = iter(range(1_000_000))
+
+    def check(source: str) -> tuple[str, int]:
+        path = workdir / f"sample_{next(counter)}.py"
+        path.write_text(textwrap.dedent(source))
+        stdout, stderr, status = api.run(["--strict", "--cache-dir", str(workdir / ".cache"), str(path)])
+        return stdout + stderr, status
+
+    return check

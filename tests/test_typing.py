@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
-
-mypy_api = pytest.importorskip("mypy.api")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,22 +65,14 @@ x: int = User.find().one()
 '''
 
 
-def _mypy(tmp_path: Path, source: str) -> tuple[str, int]:
-    path = tmp_path / "sample.py"
-    path.write_text(textwrap.dedent(source))
-    stdout, stderr, status = mypy_api.run(
-        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / ".mypy"), str(path)]
-    )
-    return stdout + stderr, status
 
-
-def test_well_typed_user_code_passes(tmp_path: Path) -> None:
-    out, status = _mypy(tmp_path, GOOD)
+def test_well_typed_user_code_passes(mypy_check: Callable[[str], tuple[str, int]]) -> None:
+    out, status = mypy_check(GOOD)
     assert status == 0, out
 
 
-def test_mistakes_are_caught(tmp_path: Path) -> None:
-    out, status = _mypy(tmp_path, BAD)
+def test_mistakes_are_caught(mypy_check: Callable[[str], tuple[str, int]]) -> None:
+    out, status = mypy_check(BAD)
     assert status == 1
     assert 'Argument "name" to "User" has incompatible type "int"' in out
     assert 'Unexpected keyword argument "nmae"' in out

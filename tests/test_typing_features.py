@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
-import pytest
-
-mypy_api = pytest.importorskip("mypy.api")
+from collections.abc import Callable
 
 GOOD = '''
 from activerecord import (
@@ -73,22 +68,14 @@ s: str = Order.find().includes("customer").one()
 '''
 
 
-def _mypy(tmp_path: Path, source: str) -> tuple[str, int]:
-    path = tmp_path / "sample.py"
-    path.write_text(textwrap.dedent(source))
-    stdout, stderr, status = mypy_api.run(
-        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / ".mypy"), str(path)]
-    )
-    return stdout + stderr, status
 
-
-def test_relations_and_query_features_type_check(tmp_path: Path) -> None:
-    out, status = _mypy(tmp_path, GOOD)
+def test_relations_and_query_features_type_check(mypy_check: Callable[[str], tuple[str, int]]) -> None:
+    out, status = mypy_check(GOOD)
     assert status == 0, out
 
 
-def test_type_errors_are_caught(tmp_path: Path) -> None:
-    out, status = _mypy(tmp_path, BAD)
+def test_type_errors_are_caught(mypy_check: Callable[[str], tuple[str, int]]) -> None:
+    out, status = mypy_check(BAD)
     assert status == 1
     assert 'Incompatible types in assignment (expression has type "Customer | None", variable has type "int")' in out
     assert 'expression has type "Order", variable has type "str"' in out
