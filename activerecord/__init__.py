@@ -59,6 +59,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "HOOKS",
     "ActiveRecord",
     "ActiveRecordError",
     "AllShardsQuery",
@@ -75,7 +76,6 @@ __all__ = [
     "Field",
     "FloatField",
     "ForeignKeyField",
-    "HOOKS",
     "HasMany",
     "HasOne",
     "IdGenerator",
