@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ActiveRecord, ConnectionManager
-from ._demo_models import EventStore, Order, OrderItem, User
+from ._demo_models import EventStore, Order, OrderItem, User, bus
 from ._demo_multidb import run_multidb_demo
 
 Out = Callable[[str], None]
@@ -157,6 +157,11 @@ async def run_services_demo(workdir: Path, out: Out) -> None:
     for service in ("users", "orders"):
         await ActiveRecord.acreate_all(using=service)
     out(f"Two services, two databases: {workdir / 'users.db'} and {workdir / 'orders.db'}")
+
+    async def notify(message: dict[str, Any]) -> None:
+        out(f"  notification service received {message['event_type']} for {message['aggregate_id']}")
+
+    bus.subscribe("OrderCompleted", notify)
 
     ada = await User.acreate(name="Ada Lovelace", email="ada@example.com")
     User.create(name="Alan Turing", email="alan@example.com")  # the sync API, on the same model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import (
@@ -19,6 +20,36 @@ from . import (
     StringField,
     TimestampField,
 )
+
+Subscriber = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class EventBus:
+    """The demo's stand-in for a message broker: subscribers by event type, called in order."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Subscriber]] = {}
+
+    def subscribe(self, event_type: str, subscriber: Subscriber) -> None:
+        """Call ``subscriber`` with each published event of ``event_type`` (``"*"``: every type)."""
+        self._subscribers.setdefault(event_type, []).append(subscriber)
+
+    def unsubscribe(self, event_type: str, subscriber: Subscriber) -> None:
+        """Stop calling ``subscriber`` for ``event_type``."""
+        self._subscribers.get(event_type, []).remove(subscriber)
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        """Deliver ``message`` to the subscribers of its type, then to those of every type."""
+        for subscriber in self._subscribers.get(message["event_type"], []) + self._subscribers.get("*", []):
+            await subscriber(message)
+
+
+bus = EventBus()
+
+
+async def publish_event(event: EventStore) -> None:
+    """Publish a stored event on the bus, as the seed's ``publish_event`` does to its broker."""
+    await bus.publish(event.to_dict())
 
 
 class User(ActiveRecord):
@@ -71,9 +102,10 @@ class EventStore(ActiveRecord):
 
     @classmethod
     async def append_event(cls, aggregate_id: str, event_type: str, data: Any) -> EventStore:
-        """Append one event; it is published once the surrounding transaction commits."""
+        """Append one event, then publish it for other services."""
         event = cls(aggregate_id=aggregate_id, event_type=event_type, event_data=data)
         await event.asave()
+        await publish_event(event)
         return event
 
     @classmethod

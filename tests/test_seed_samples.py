@@ -18,6 +18,7 @@ from activerecord._demo import (
     PaymentService,
     UserOrderCompositionService,
 )
+from activerecord._demo_models import bus
 
 from .dual import IO
 from .models import EventStore, Order, OrderItem, User
@@ -44,14 +45,26 @@ async def test_database_per_service_and_composition(db: IO) -> None:
 
 
 async def test_event_store_appends_and_reads_in_order(db: IO) -> None:
-    for i in range(5):
-        await EventStore.append_event("order-1", f"Step{i}", {"n": i, "nested": {"ok": True}})
-    await EventStore.append_event("order-2", "Other", {})
+    received: list[dict[str, object]] = []
+
+    async def subscriber(message: dict[str, object]) -> None:
+        received.append(message)
+
+    bus.subscribe("*", subscriber)
+    try:
+        for i in range(5):
+            await EventStore.append_event("order-1", f"Step{i}", {"n": i, "nested": {"ok": True}})
+        await EventStore.append_event("order-2", "Other", {})
+    finally:
+        bus.unsubscribe("*", subscriber)
     events = await EventStore.get_events_for_aggregate("order-1")
     assert [e.event_type for e in events] == [f"Step{i}" for i in range(5)]
     assert events[3].event_data == {"n": 3, "nested": {"ok": True}}
     assert all(e.created_at.tzinfo is not None for e in events)
     assert [e.created_at for e in events] == sorted(e.created_at for e in events)
+    # Each event was published after it was stored, with its stored id.
+    assert [m["event_type"] for m in received] == [*(f"Step{i}" for i in range(5)), "Other"]
+    assert received[0]["id"] == events[0].id and received[0]["event_data"] == {"n": 0, "nested": {"ok": True}}
 
 
 async def test_health_check(db: IO) -> None:
