@@ -51,6 +51,7 @@ from .errors import (
     RelationNotLoaded,
     SchemaDriftError,
     ShardQueryError,
+    ShardWriteError,
     StaleObjectError,
     TransactionError,
     ValidationError,
@@ -59,6 +60,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "HOOKS",
     "ActiveRecord",
     "ActiveRecordError",
     "AllShardsQuery",
@@ -75,7 +77,6 @@ __all__ = [
     "Field",
     "FloatField",
     "ForeignKeyField",
-    "HOOKS",
     "HasMany",
     "HasOne",
     "IdGenerator",
@@ -98,6 +99,7 @@ __all__ = [
     "ShardDirectory",
     "ShardQueryError",
     "ShardResolver",
+    "ShardWriteError",
     "SoftDeleteField",
     "StaleObjectError",
     "StringField",
