@@ -29,6 +29,8 @@ from activerecord.migrations import _runner
 from .backends import BackendDatabases
 from .dual import IO
 from .harness.pg_cluster import PgCluster
+from .test_cli import cli, fails, ok, url_for
+from .test_cli import tables as cli_tables
 from .test_migrations import forget_models
 
 
@@ -259,3 +261,38 @@ async def test_streaming_replicas_follow_their_migrated_primary(
             assert "accounts" in sa.inspect(engine).get_table_names()
         finally:
             engine.dispose()
+
+
+def test_the_command_line_migrates_a_shard_group(backend_dbs: BackendDatabases, tmp_path: Path) -> None:
+    project = tmp_path / "accounts"
+    project.mkdir()
+    name = f"acc_{uuid.uuid4().hex[:6]}"
+    urls = {f"{name}_s{i}": url_for(backend_dbs.config(f"{name}_s{i}")) for i in range(2)}
+    shards = {shard: {"url": url} for shard, url in urls.items()}
+    (project / "acc_setup.py").write_text(
+        "from activerecord import ConnectionManager\n\n"
+        f"def configure():\n    ConnectionManager.configure({{{name!r}: {{'shards': {shards!r}}}}})\n"
+    )
+    (project / "acc_models.py").write_text(
+        "from activerecord import ActiveRecord, PrimaryKeyField, StringField\n\n\n"
+        "class Account(ActiveRecord):\n"
+        "    __tablename__ = 'accounts'\n"
+        f"    __connection__ = {name!r}\n"
+        "    __shard_key__ = 'id'\n"
+        "    id: int = PrimaryKeyField(big=True, autoincrement=False)\n"
+        "    handle: str = StringField(max_length=40)\n"
+    )
+    flags = ["-c", name, "--config", "acc_setup:configure", "--models", "acc_models"]
+    ok(cli("db", "init", *flags, cwd=project))
+    ok(cli("db", "revision", *flags, "-m", "create accounts", "--autogenerate", cwd=project))
+    out = ok(cli("db", "upgrade", *flags, cwd=project)).splitlines()
+    assert [line.split(": ")[0] for line in out] == list(urls)
+    assert all(": upgraded base -> " in line for line in out)
+    ok(cli("db", "check", *flags, cwd=project))
+    current = ok(cli("db", "current", *flags, cwd=project)).splitlines()
+    assert [line.split(": ")[1].split(" at ")[0] for line in current] == ["current", "current"]
+    for url in urls.values():
+        assert "accounts" in cli_tables(url)
+
+    refused = fails(cli("db", "upgrade", *flags, cwd=project, env={"ACTIVERECORD_URL": next(iter(urls.values()))}))
+    assert "is a shard group" in refused and "Traceback" not in refused
