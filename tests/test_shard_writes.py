@@ -60,8 +60,7 @@ async def group(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Shards]:
     """The four-shard group of tests/test_shards.py, with the tables of its models on each shard."""
     shards = Shards(backend_dbs)
     shards.configure()
-    for shard in SHARDS:
-        ActiveRecord.create_all(using=shard, models=MODELS)
+    ActiveRecord.create_all(using=GROUP, models=MODELS)
     yield shards
     shards.configure()
     for shard in SHARDS:
