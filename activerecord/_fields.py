@@ -100,7 +100,9 @@ class Field:
             index=self.index or None,
             server_default=self.server_default,
             comment=self.comment,
-            autoincrement=True if self.autoincrement else "auto",
+            # A primary key declared autoincrement=False is the caller's (a shard key, a generated
+            # id): MySQL/MariaDB would otherwise make an integer key AUTO_INCREMENT and renumber 0.
+            autoincrement=True if self.autoincrement else (False if self.primary_key else "auto"),
         )
 
     def initial(self) -> Any:

@@ -237,17 +237,25 @@ class ConnectionRegistry:
                 raise ConfigurationError(f"{group!r} is a connection, not a shard group") from None
             self._unknown(group)
 
+    def primary_nodes(self, name: str) -> list[tuple[str, NodeEngines]]:
+        """(name, primary engines) for each database a schema change of ``name`` must reach.
+
+        One pair for a connection (its primary, when it has read replicas), one per shard, in
+        configured order, for a shard group; replicas never appear: they replay their primary.
+        """
+        if name in self._groups:
+            return [(shard, self.cluster(shard).primary) for shard in self._groups[name]]
+        cluster = self.cluster(name)
+        if cluster.config.read_only:
+            raise ConfigurationError(f"{name!r} is a read replica: schema changes run on its primary")
+        return [(name, cluster.primary)]
+
     def primaries(self, name: str) -> list[tuple[str, Engine]]:
         """(name, primary sync engine) for each database a migration of ``name`` must reach.
 
         One pair for a connection, one per shard for a shard group; replicas never appear.
         """
-        if name in self._groups:
-            return [(shard, self.cluster(shard).primary.sync) for shard in self._groups[name]]
-        cluster = self.cluster(name)
-        if cluster.config.read_only:
-            raise ConfigurationError(f"{name!r} is a read replica: migrations run on its primary")
-        return [(name, cluster.primary.sync)]
+        return [(label, node.sync) for label, node in self.primary_nodes(name)]
 
     # -- routing scopes and write positions -----------------------------------------------------
 

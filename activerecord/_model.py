@@ -18,8 +18,9 @@ from sqlalchemy import Connection, Index, Row, Table, UniqueConstraint, bindpara
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.ddl import sort_tables
 
-from . import _execute, _features, _hooks, _operations, _registry, _shards, _transaction, _validators
+from . import _execute, _features, _hooks, _operations, _registry, _shard_write, _shards, _transaction, _validators
 from ._fields import MISSING, Field, PrimaryKeyField, _DateTimeField, _JSONField, utcnow
+from ._manager import ConnectionManager
 from ._query import Query
 from .errors import (
     ConfigurationError,
@@ -526,20 +527,32 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         """Validate every row, then insert them all in one executemany.
 
         Returns the records; their primary keys are filled in where the backend returns them
-        (PostgreSQL, SQLite, MariaDB).
+        (PostgreSQL, SQLite, MariaDB). On a sharded model the rows are split by their shard key
+        and written with one executemany per shard, each shard in its own transaction (see
+        `ShardWriteError`); ``using=`` a shard requires every row to resolve to it.
         """
         records, values = cls._ar_bulk(rows)
         if not values:
             return []
+        group = _shard_write.group_of(cls, using)
+        if group is not None:
+            batches = _shard_write.plan(cls, group, values, None if using in (None, group) else using)
+            _shard_write.insert(cls.__table__, cls._ar_pk, batches, _bulk_marker(cls, records))
+            return records
         pks = _execute.run(using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk)
         return cls._ar_bulk_done(records, pks)
 
     @classmethod
     async def ainsert_many(cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None) -> list[Self]:
-        """`insert_many` (async)."""
+        """`insert_many` (async; on a sharded model the shards are written concurrently)."""
         records, values = cls._ar_bulk(rows)
         if not values:
             return []
+        group = _shard_write.group_of(cls, using)
+        if group is not None:
+            batches = _shard_write.plan(cls, group, values, None if using in (None, group) else using)
+            await _shard_write.ainsert(cls.__table__, cls._ar_pk, batches, _bulk_marker(cls, records))
+            return records
         pks = await _execute.arun(using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk)
         return cls._ar_bulk_done(records, pks)
 
@@ -586,27 +599,50 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         """Create the missing tables of the models on connection ``using`` (tests, demos; production uses migrations).
 
         Called on a model class it creates that model's table; ``models=`` picks the models.
+        On a shard group the tables are created on every shard's primary (never a replica), one
+        shard after the other; a failure stops there, and running it again finishes the rest.
         """
         name = using or cls.__connection__
+        if ConnectionManager.is_shard_group(name):
+            _shard_write.on_each_shard(name, _create_tables, cls._ar_tables(models, name))
+            return
         _execute.run(name, True, _create_tables, cls._ar_tables(models, name))
 
     @classmethod
     async def acreate_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
         """`create_all` (async)."""
         name = using or cls.__connection__
+        if ConnectionManager.is_shard_group(name):
+            await _shard_write.aon_each_shard(name, _create_tables, cls._ar_tables(models, name))
+            return
         await _execute.arun(name, True, _create_tables, cls._ar_tables(models, name))
 
     @classmethod
     def drop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
-        """Drop the tables that `create_all` would create."""
+        """Drop the tables that `create_all` would create (on every shard's primary for a shard group)."""
         name = using or cls.__connection__
+        if ConnectionManager.is_shard_group(name):
+            _shard_write.on_each_shard(name, _drop_tables, cls._ar_tables(models, name))
+            return
         _execute.run(name, True, _drop_tables, cls._ar_tables(models, name))
 
     @classmethod
     async def adrop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
         """`drop_all` (async)."""
         name = using or cls.__connection__
+        if ConnectionManager.is_shard_group(name):
+            await _shard_write.aon_each_shard(name, _drop_tables, cls._ar_tables(models, name))
+            return
         await _execute.arun(name, True, _drop_tables, cls._ar_tables(models, name))
+
+
+def _bulk_marker(model: type[Self], records: list[Self]) -> _shard_write.Done:
+    """Marks the records of one committed shard saved, with the keys the backend returned."""
+
+    def done(positions: list[int], pks: list[Any] | None) -> None:
+        model._ar_bulk_done([records[i] for i in positions], pks)
+
+    return done
 
 
 def _create_tables(conn: Connection, tables: list[Table]) -> None:

@@ -108,7 +108,23 @@ class ShardQueryError(ActiveRecordError):
         super().__init__(f"{len(errors)} shard(s) failed: {detail}")
 
 
-__all__ += ["ShardQueryError"]
+class ShardWriteError(ShardQueryError):
+    """A write spanning several shards (``insert_many`` on a sharded model) failed on some of them.
+
+    Each shard is written in a transaction of its own, so the shards in ``committed`` (in shard
+    order) keep their rows; ``errors`` maps each failed shard to its exception, whose rows were
+    rolled back. ``saved`` lists the input positions of the rows that were written.
+    """
+
+    def __init__(self, errors: dict[str, BaseException], committed: Sequence[str], saved: Sequence[int]) -> None:
+        super().__init__(errors)
+        self.committed = list(committed)
+        self.saved = list(saved)
+        kept = ", ".join(self.committed) or "none"
+        self.args = (f"{self.args[0]}; committed on: {kept}",)
+
+
+__all__ += ["ShardQueryError", "ShardWriteError"]
 
 
 class MigrationError(ActiveRecordError):

@@ -87,8 +87,7 @@ class Shards:
 async def shards(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Shards]:
     group = Shards(backend_dbs)
     group.configure()
-    for shard in SHARDS:
-        ActiveRecord.create_all(using=shard, models=MODELS)
+    ActiveRecord.create_all(using="user_shards", models=MODELS)  # on every shard
     yield group
     group.configure()
     for shard in SHARDS:

@@ -84,10 +84,12 @@ class RevisionInfo(NamedTuple):
 def _migration_targets(name: str) -> list[tuple[str, NodeEngines]]:
     """The databases that migrating connection ``name`` changes, as (label, engines), in order.
 
-    The single place deciding where migrations run: a plain connection is one database; read
-    replicas are never migrated (they follow their primary).
+    The single place deciding where migrations run: a plain connection is one database, a
+    connection with read replicas is its primary only (replicas replay their primary's changes),
+    and a shard group is every shard's primary, in configured shard order. A named read replica
+    is refused with `ConfigurationError` before anything connects.
     """
-    return [(name, ConnectionManager.node(name))]
+    return ConnectionManager.primary_nodes(name)
 
 
 def _sync_targets(name: str, targets: Sequence[tuple[str, Engine]] | None) -> list[tuple[str, Engine]]:
@@ -461,7 +463,9 @@ def _check_op(cfg: Config) -> None:
 def _drift(exc: MigrationError) -> None:
     cause = exc.__cause__
     if isinstance(cause, SchemaDriftError):
-        raise SchemaDriftError(str(cause), cause.diffs) from None
+        failed = [r for r in exc.results if isinstance(r, NodeStatus) and r.status == "failed"]
+        where = f"{failed[0].label}: " if failed else ""
+        raise SchemaDriftError(f"{where}{cause}", cause.diffs) from None
 
 
 def check(
@@ -470,12 +474,14 @@ def check(
     directory: str | Path | None = None,
     targets: Sequence[tuple[str, Engine]] | None = None,
     scratch: bool = False,
-) -> None:
+) -> list[NodeStatus]:
     """Raise `SchemaDriftError` when the models of ``connection`` and its migrations differ.
 
-    Compares against the first target database, which must be at the head revision; with
-    ``scratch`` the migrations are first applied to a throwaway SQLite database instead, so no
-    server is needed (what CI runs).
+    Compares against every target database (each shard's primary for a shard group), which must
+    be at the head revision; returns a ``current`` status per database. The first database that
+    differs (or is behind) ends the check with an error naming it. With ``scratch`` the
+    migrations are first applied to a throwaway SQLite database instead, so no server is needed
+    (what CI runs).
     """
     config = _config(connection, directory)
     _needs_models(connection)
@@ -485,16 +491,15 @@ def check(
             try:
                 chosen = [("scratch", node.sync)]
                 _run_sync(connection, config, chosen, _upgrade_op("head"), "upgraded", "upgrade", lock=True)
-                _check_chosen(connection, config, chosen)
+                return _check_chosen(connection, config, chosen)
             finally:
                 node.dispose()
-        return
-    _check_chosen(connection, config, _sync_targets(connection, targets)[:1])
+    return _check_chosen(connection, config, _sync_targets(connection, targets))
 
 
-def _check_chosen(connection: str, config: Config, chosen: list[tuple[str, Engine]]) -> None:
+def _check_chosen(connection: str, config: Config, chosen: list[tuple[str, Engine]]) -> list[NodeStatus]:
     try:
-        _run_sync(connection, config, chosen, _check_op, "current", "check")
+        return _run_sync(connection, config, chosen, _check_op, "current", "check")
     except MigrationError as exc:
         _drift(exc)
         raise
@@ -505,12 +510,12 @@ async def acheck(
     *,
     directory: str | Path | None = None,
     targets: Sequence[tuple[str, AsyncEngine]] | None = None,
-) -> None:
-    """`check` from async code (against the first target database)."""
+) -> list[NodeStatus]:
+    """`check` from async code (against every target database, one after the other)."""
     config = _config(connection, directory)
     _needs_models(connection)
     try:
-        await _run_async(connection, config, _async_targets(connection, targets)[:1], _check_op, "current", "check")
+        return await _run_async(connection, config, _async_targets(connection, targets), _check_op, "current", "check")
     except MigrationError as exc:
         _drift(exc)
         raise

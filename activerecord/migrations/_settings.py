@@ -144,6 +144,12 @@ def load(settings: ProjectSettings, *, need_connection: bool = True) -> None:
             else:
                 raise ConfigurationError(f"config {settings.config!r} is neither a mapping nor a callable")
     url = env_url(settings.connection)
+    if url and ConnectionManager.is_shard_group(settings.connection):
+        # One URL would silently replace every shard with one database.
+        raise ConfigurationError(
+            f"{settings.connection!r} is a shard group: configure its shards in the config module; "
+            "ACTIVERECORD_URL cannot stand for it"
+        )
     if url:
         ConnectionManager.configure({settings.connection: {"url": url}})
     for module_name in settings.models:
