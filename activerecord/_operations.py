@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Executable, Row, Table, TextClause, text
+from sqlalchemy import Connection, Executable, Integer, Row, Table, TextClause, text
+
+from .errors import QueryError
 
 T = TypeVar("T")
 
@@ -39,13 +41,46 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     keys: list[Any] = [None] * len(rows)
     for positions in groups.values():
         batch = [rows[i] for i in positions]
-        if returning:
+        if returning and conn.dialect.name == "sqlite" and pk not in batch[0] and _rowid_key(table, pk):
+            for i, key in zip(positions, _sqlite_new_keys(conn, table, pk, batch), strict=True):
+                keys[i] = key
+        elif returning:
             stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
             for i, key in zip(positions, conn.execute(stmt, batch).scalars(), strict=True):
                 keys[i] = key
         else:
             conn.execute(table.insert(), batch)
     return keys if returning else None
+
+
+def _rowid_key(table: Table, pk: str) -> bool:
+    """Whether ``pk`` is SQLite's rowid (an auto-incremented ``INTEGER PRIMARY KEY``)."""
+    column = table.c[pk]
+    return table.autoincrement_column is column and isinstance(column.type, Integer)
+
+
+def _sqlite_new_keys(conn: Connection, table: Table, pk: str, batch: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The rowids SQLite gives ``batch``, in row order, from multi-row INSERT ... RETURNING.
+
+    SQLAlchemy only sends many rows per statement with their keys in row order where the
+    backend guarantees the order of RETURNING; SQLite does not, so it falls back to one
+    statement per row. But SQLite numbers new rowids one above the largest in the table, row by
+    row in VALUES order, and the write lock taken by the first statement keeps every other
+    writer out until commit: the new keys are consecutive and, sorted, in row order. When they
+    are not consecutive (only when the table holds the largest possible rowid, where SQLite
+    picks them at random), the order is unknown and the insert is refused.
+    """
+    stmt = table.insert().returning(table.c[pk])
+    found = list(conn.execute(stmt, batch).scalars())
+    if len(found) != len(batch) or any(key is None for key in found):
+        raise QueryError(f"insert_many on {table.name}: SQLite did not return a key for every row")
+    found.sort()
+    if found[-1] - found[0] != len(found) - 1:
+        raise QueryError(
+            f"insert_many on {table.name}: SQLite assigned non-consecutive rowids, so their row order "
+            "is unknown; nothing is committed (insert these rows one by one)"
+        )
+    return found
 
 
 def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:
@@ -55,7 +90,8 @@ def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, An
 
 def fetch_all(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> list[T]:
     """Every row of ``stmt``, each passed through ``load``."""
-    return [load(row) for row in conn.execute(stmt, params)]
+    # fetchall() in one call: iterating the result fetches row by row, which costs more.
+    return [load(row) for row in conn.execute(stmt, params).all()]
 
 
 def fetch_first(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> T | None:

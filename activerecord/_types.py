@@ -6,6 +6,7 @@ and come back aware (UTC), as PostgreSQL's ``timestamptz`` returns them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         return value
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None]:
+        # One function per value instead of TypeDecorator's two nested calls: this runs for
+        # every datetime of every row read. It keeps the backend type's own processing
+        # (``inner``) and does exactly what `process_result_value` does.
+        inner = self.impl_instance.result_processor(dialect, coltype)
+        utc = UTC
+        parse = datetime.fromisoformat
+
+        if inner is None:
+
+            def process(value: Any) -> datetime | None:
+                if value is None:
+                    return None
+                if isinstance(value, str):
+                    value = parse(value)
+                return value if value.tzinfo is not None else value.replace(tzinfo=utc)  # type: ignore[no-any-return]
+
+        else:
+
+            def process(value: Any) -> datetime | None:
+                if value is None:
+                    return None
+                value = inner(value)
+                if isinstance(value, str):
+                    value = parse(value)
+                return value if value.tzinfo is not None else value.replace(tzinfo=utc)  # type: ignore[no-any-return]
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
