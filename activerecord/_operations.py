@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Executable, Integer, Row, Table, TextClause, text
+from sqlalchemy import Connection, Executable, Insert, Integer, Row, Table, TextClause, text
 
 from .errors import QueryError
 
@@ -21,13 +22,30 @@ def insert_one(conn: Connection, table: Table, values: Mapping[str, Any], server
     """Insert one row; return its primary key (as the database assigned it, or as given) and the
     values the server filled in for ``server_defaults`` columns left out of ``values`` (where the
     backend can return them)."""
-    fetch = [table.c[name] for name in server_defaults if name not in values]
-    stmt = table.insert().return_defaults(*fetch) if fetch else table.insert()
-    result = conn.execute(stmt, values)
+    fetch = tuple(name for name in server_defaults if name not in values)
+    result = conn.execute(_insert_statement(table, fetch), values)
     key = result.inserted_primary_key
     filled = result.returned_defaults if fetch else None
     defaults = {name: filled._mapping[name] for name in server_defaults if name in filled._mapping} if filled else {}
     return (key[0] if key is not None else None), defaults
+
+
+# The INSERT of each table (and set of server-filled columns to return), built once: a
+# statement object reused keeps its cache key, which SQLAlchemy otherwise computes per call.
+_INSERTS: WeakKeyDictionary[Table, dict[tuple[str, ...], Insert]] = WeakKeyDictionary()
+
+
+def _insert_statement(table: Table, fetch: tuple[str, ...]) -> Insert:
+    by_fetch = _INSERTS.get(table)
+    if by_fetch is None:
+        by_fetch = _INSERTS[table] = {}
+    stmt = by_fetch.get(fetch)
+    if stmt is None:
+        stmt = table.insert()
+        if fetch:
+            stmt = stmt.return_defaults(*(table.c[name] for name in fetch))
+        by_fetch[fetch] = stmt
+    return stmt
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str) -> list[Any] | None:
