@@ -35,6 +35,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = value.astimezone(UTC).replace(tzinfo=None)
         return value
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        # `process_bind_param` and the backend type's processing in one function (written
+        # values pass through here once per row): TypeDecorator would nest two calls.
+        inner = self.impl_instance.bind_processor(dialect)
+        if dialect.name == "postgresql":
+            return inner  # timestamptz takes aware values as they are
+        utc = UTC
+
+        def process(value: Any) -> Any:
+            if value is not None and value.tzinfo is not None:
+                # An aware value in UTC only drops its zone; any other is converted first.
+                if value.tzinfo is not utc:
+                    value = value.astimezone(utc)
+                value = value.replace(tzinfo=None)
+            return value if inner is None else inner(value)
+
+        return process
+
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None]:
         # One function per value instead of TypeDecorator's two nested calls: this runs for
         # every datetime of every row read. It keeps the backend type's own processing
