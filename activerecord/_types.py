@@ -42,6 +42,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "postgresql":
             return inner  # timestamptz takes aware values as they are
         utc = UTC
+        if dialect.name == "sqlite" and inner is not None:
+            # SQLite's processor formats the fields (year ... microsecond) and ignores the zone,
+            # so a UTC value goes to it as is, without the copy that drops its zone.
+            def process_sqlite(value: Any) -> Any:
+                if value is not None and value.tzinfo is not None and value.tzinfo is not utc:
+                    value = value.astimezone(utc)
+                return inner(value)
+
+            return process_sqlite
 
         def process(value: Any) -> Any:
             if value is not None and value.tzinfo is not None:
