@@ -293,8 +293,10 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
             if value is None:
                 if none_ok:
                     continue
-            # (mypy narrows ``value`` to object through the ``in``; it is a str when measured.)
-            elif value.__class__ in plain and (max_length is None or len(value) <= max_length):  # type: ignore[arg-type]
+            elif value.__class__ in plain and (
+                # (mypy narrows ``value`` to object through the ``in``; it is a str when measured.)
+                max_length is None or len(value) <= max_length  # type: ignore[arg-type]
+            ):
                 continue  # what `check` would accept, without the call
             problems = field.check(value)
             if problems:
