@@ -223,11 +223,21 @@ Profiled with cProfile on the workloads' own calls (SQLite file, PostgreSQL, Mar
   per field instead of a call, records are built by one dict update, and snapshots and insert
   values come from one `itemgetter` call, but this per-row work remains, while the statements
   sent are the same (on SQLite: multi-row `INSERT ... RETURNING`, see below).
+- **W2 against the other ORMs.** SQLAlchemy ORM's bulk INSERT (`session.execute(insert(Item),
+  rows)`) and Peewee's `insert_many` build no instances, validate nothing and return no keys;
+  activerecord's `insert_many` returns the validated records with their keys.
+- **Async, against Tortoise ORM.** activerecord's async mode runs each operation through
+  SQLAlchemy's async engine (`AsyncConnection.run_sync`: one greenlet hop per operation, the
+  driver adapter per statement), so its floor is SQLAlchemy async Core's cost per statement;
+  Tortoise talks to the driver directly, which is cheaper per statement on aiosqlite.
 - **W3o fetch as objects.** Core's contender returns driver rows; activerecord builds a record
   per row (a generated loader: one tuple unpacking into the instance dict) and converts each
   datetime to an aware one. On SQLite the stored text is parsed with its UTC offset in one C
   call; from drivers that return naive datetimes (psycopg on `timestamp`, PyMySQL, asyncmy,
   asyncpg) `replace(tzinfo=UTC)` costs about 1 µs per value, the largest single item left.
+  (The benchmark's PostgreSQL column is a plain `timestamp`, shared by all contenders; the
+  `timestamptz` that activerecord's own tables use comes back aware from the driver and is only
+  checked, not copied.)
   Against the async baselines the same per-row cost is a larger share, because asyncpg and
   asyncmy decode rows in compiled code.
 - **W7 stream time** is not a target (its memory is): it carries the same per-row record
