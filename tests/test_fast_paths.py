@@ -23,9 +23,8 @@ async def test_insert_many_keys_follow_row_order(db: IO) -> None:
     assert all(stored[a.id] == a.age for a in authors)
 
 
-async def test_insert_many_refuses_unknown_sqlite_key_order(db: IO, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite's rowid numbering only")
+@pytest.mark.backends("sqlite")  # SQLite's rowid numbering
+async def test_insert_many_refuses_unknown_sqlite_key_order(db: IO) -> None:
     top = 2**63 - 1  # with this rowid taken, SQLite numbers new rows at random
     await db(Author).create(id=top, name="last")
     with pytest.raises(QueryError, match="non-consecutive"):
@@ -75,9 +74,8 @@ async def test_datetimes_come_back_aware_utc(db: IO) -> None:
     assert (await db(Everything.find_by_id(e2.id)).one()).moment == whole
 
 
-async def test_sqlite_text_with_offset_is_read_as_written(db: IO, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite stores datetimes as text")
+@pytest.mark.backends("sqlite")  # SQLite stores datetimes as text
+async def test_sqlite_text_with_offset_is_read_as_written(db: IO) -> None:
     e = await db(Everything).create()
     with ConnectionManager.engine("default").begin() as conn:
         conn.execute(sa.text("UPDATE everything SET moment = '2024-05-01 12:00:00+02:00' WHERE id = :id"), {"id": e.id})
