@@ -15,6 +15,9 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect, processors
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+#: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
+_TIMESTAMPTZ_OID = 1184
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware datetime: PostgreSQL ``timestamptz``; UTC in a plain DATETIME elsewhere."""
@@ -62,11 +65,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         return process
 
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None]:
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
         # One function per value instead of TypeDecorator's two nested calls: this runs for
         # every datetime of every row read. It keeps the backend type's own processing
         # (``inner``) and does exactly what `process_result_value` does.
         inner = self.impl_instance.result_processor(dialect, coltype)
+        if dialect.name == "postgresql" and coltype == _TIMESTAMPTZ_OID and inner is None:
+            return None  # the driver returns timestamptz values aware: nothing to do per value
         utc = UTC
         parse = datetime.fromisoformat
 

@@ -236,8 +236,8 @@ Profiled with cProfile on the workloads' own calls (SQLite file, PostgreSQL, Mar
   call; from drivers that return naive datetimes (psycopg on `timestamp`, PyMySQL, asyncmy,
   asyncpg) `replace(tzinfo=UTC)` costs about 1 µs per value, the largest single item left.
   (The benchmark's PostgreSQL column is a plain `timestamp`, shared by all contenders; the
-  `timestamptz` that activerecord's own tables use comes back aware from the driver and is only
-  checked, not copied.)
+  `timestamptz` that activerecord's own tables use comes back aware from the driver, and
+  activerecord then installs no result processing for it at all.)
   Against the async baselines the same per-row cost is a larger share, because asyncpg and
   asyncmy decode rows in compiled code.
 - **W7 stream time** is not a target (its memory is): it carries the same per-row record
