@@ -137,6 +137,21 @@ class Field:
                 problems.append(message)
         return problems
 
+    def plain_types(self) -> frozenset[type]:
+        """Exact types whose values `check` passes without looking further (empty: always check).
+
+        Validation runs for every field of every row written; a value of one of these types
+        skips the call to `check` (only the length limit is still tested by the caller).
+        """
+        cls = type(self)
+        if cls.check is not Field.check or cls.accepts is not Field.accepts:
+            return frozenset()
+        if self.choices is not None or self.validators:
+            return frozenset()
+        if self.max_length is not None and set(self.python_types) != {str}:
+            return frozenset()  # the caller's length test is for strings only
+        return frozenset(self.python_types)
+
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` has an acceptable Python type."""
         return isinstance(value, self.python_types) and not (

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from operator import itemgetter
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from sqlalchemy import Connection, Index, Row, Table, UniqueConstraint, bindparam, select
@@ -107,6 +108,15 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     cls.__tablename__ = tablename
     cls.__fields__ = fields
     cls._ar_names = tuple(fields)
+    cls._ar_fast_checks = tuple((n, f.plain_types(), f.max_length, f.check(None) == [], f) for n, f in fields.items())
+    cls._ar_blank = dict.fromkeys(fields)
+    # The field values of an instance dict as a tuple, in one C call (snapshots, inserts).
+    names = tuple(fields)
+    # (itemgetter is no descriptor; the one-field case is a function, so a staticmethod.)
+    cls._ar_get = itemgetter(*names) if len(names) > 1 else staticmethod(lambda d: (d[names[0]],))
+    cls._ar_defaulted = tuple(
+        (n, f) for n, f in fields.items() if f.default is not MISSING or type(f).initial is not Field.initial
+    )
     cls._ar_pk = pks[0].name
     cls._ar_server_defaults = tuple(n for n, f in fields.items() if f.server_default is not None)
     cls._ar_json = tuple(i for i, f in enumerate(fields.values()) if isinstance(f, _JSONField))
@@ -150,6 +160,10 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
 
     _ar_declared: ClassVar[dict[str, Field]] = {}
     _ar_names: ClassVar[tuple[str, ...]]
+    _ar_fast_checks: ClassVar[tuple[tuple[str, frozenset[type], int | None, bool, Field], ...]]
+    _ar_blank: ClassVar[dict[str, None]]
+    _ar_get: ClassVar[Any]  # dict -> tuple of the field values (see `_build_table`)
+    _ar_defaulted: ClassVar[tuple[tuple[str, Field], ...]]
     _ar_pk: ClassVar[str]
     _ar_json: ClassVar[tuple[int, ...]]
     _ar_server_defaults: ClassVar[tuple[str, ...]]
@@ -168,13 +182,19 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         if "__table__" not in cls.__dict__:
             raise ConfigurationError(f"{cls.__name__} is abstract and has no table")
         fields = cls.__fields__
-        unknown = [k for k in values if k not in fields]
-        if unknown and not cls._ar_relations:
-            raise UnknownFieldError(cls.__name__, {k: ["unknown field"] for k in unknown})
         d = self.__dict__
-        for name, field in fields.items():
-            value = values.get(name, MISSING)
-            d[name] = field.initial() if value is MISSING else value
+        d.update(cls._ar_blank)  # every field, in declaration order, None until set below
+        unknown: list[str] = []
+        if values.keys() <= fields.keys():
+            d.update(values)
+        else:
+            unknown = [k for k in values if k not in fields]
+            if not cls._ar_relations:
+                raise UnknownFieldError(cls.__name__, {k: ["unknown field"] for k in unknown})
+            d.update({k: v for k, v in values.items() if k in fields})
+        for name, field in cls._ar_defaulted:
+            if name not in values:
+                d[name] = field.initial()
         d["_ar_saved"] = None
         d["_ar_using"] = None
         if unknown:
@@ -184,6 +204,14 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
 
     @classmethod
     def _ar_load(cls: type[Self], row: Row[Any]) -> Self:
+        """A record from a row of the model's columns (in declaration order)."""
+        fast = cls.__dict__.get("_ar_fast_load")
+        if fast is None:
+            fast = _compile_loader(cls)
+        return fast(row)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _ar_load_general(cls: type[Self], row: Row[Any]) -> Self:
         obj = cls.__new__(cls)
         d = obj.__dict__
         d.update(zip(cls._ar_names, row, strict=False))
@@ -199,11 +227,14 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
 
     @classmethod
     def _ar_loader(cls: type[Self], using: str | None) -> Any:
+        fast = cls.__dict__.get("_ar_fast_load")
+        if fast is None:
+            fast = _compile_loader(cls)
         if using is None:
-            return cls._ar_load
+            return fast
 
         def load(row: Row[Any]) -> Self:
-            obj = cls._ar_load(row)
+            obj: Self = fast(row)
             obj.__dict__["_ar_using"] = using
             return obj
 
@@ -211,7 +242,10 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
 
     def _ar_snapshot(self) -> None:
         d = self.__dict__
-        values = [d[n] for n in self._ar_names]
+        if not self._ar_json:
+            d["_ar_saved"] = self._ar_get(d)
+            return
+        values = list(self._ar_get(d))
         for i in self._ar_json:
             values[i] = _json_snapshot(values[i])
         d["_ar_saved"] = tuple(values)
@@ -255,8 +289,17 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         """Every problem with the current values, by field name (empty when valid)."""
         d = self.__dict__
         errors: dict[str, list[str]] = {}
-        for name, field in self.__fields__.items():
-            problems = field.check(d[name])
+        for name, plain, max_length, none_ok, field in self._ar_fast_checks:
+            value: Any = d[name]
+            if value is None:
+                if none_ok:
+                    continue
+            elif value.__class__ in plain and (
+                # (mypy narrows ``value`` to object through the ``in``; it is a str when measured.)
+                max_length is None or len(value) <= max_length  # type: ignore[arg-type]
+            ):
+                continue  # what `check` would accept, without the call
+            problems = field.check(value)
             if problems:
                 errors[name] = problems
         if self._ar_checks:
@@ -304,7 +347,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
                 if d[name] is None or name in self._ar_auto_now:
                     d[name] = now
         self.validate()
-        values = {n: d[n] for n in self._ar_names}
+        values = dict(zip(self._ar_names, self._ar_get(d), strict=True))
         if values[self._ar_pk] is None:
             del values[self._ar_pk]
         for name in self._ar_server_defaults:
@@ -478,7 +521,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         """A query for the record whose primary key is ``pk``: ``User.find_by_id(7).one()``."""
         if pk is None:
             raise QueryError(f"{cls.__name__}.find_by_id() needs a primary key, not None")
-        return Query(cls).where(cls.__table__.c[cls._ar_pk] == pk)
+        return Query._by_pk(cls, pk)
 
     @classmethod
     def create(cls: type[Self], *, using: str | None = None, **values: Any) -> Self:
@@ -643,6 +686,39 @@ def _bulk_marker(model: type[Self], records: list[Self]) -> _shard_write.Done:
         model._ar_bulk_done([records[i] for i in positions], pks)
 
     return done
+
+
+def _compile_loader(cls: type[ActiveRecord]) -> Any:
+    """Build (once per model class) the function that turns a row into a record.
+
+    Loading runs once per row read, so it is generated for the model's columns: one tuple
+    unpacking into the instance dict instead of a loop over the names. The row itself (an
+    immutable, indexable Core `Row` or tuple) is the snapshot dirty tracking compares to: no
+    copy, and one object fewer per record for the garbage collector to track. Rows of another
+    width (and models with JSON fields, whose snapshot is serialized) take ``_ar_load_general``.
+    """
+    general = cls._ar_load_general
+    if cls._ar_json:
+        cls._ar_fast_load = general  # type: ignore[attr-defined]
+        return general
+    names = cls._ar_names
+    targets = ", ".join(f"d[{name!r}]" for name in names)
+    source = (
+        "def load(row):\n"
+        f"    if len(row) != {len(names)}:\n"
+        "        return general(row)\n"
+        "    obj = new(cls)\n"
+        "    d = obj.__dict__\n"
+        f"    {targets}, = row\n"
+        "    d['_ar_saved'] = row\n"
+        "    d['_ar_using'] = None\n"
+        "    return obj\n"
+    )
+    scope: dict[str, Any] = {"general": general, "new": object.__new__, "cls": cls}
+    exec(compile(source, f"<activerecord loader of {cls.__name__}>", "exec"), scope)
+    load = scope["load"]
+    cls._ar_fast_load = load  # type: ignore[attr-defined]
+    return load
 
 
 def _create_tables(conn: Connection, tables: list[Table]) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Executable, Row, Table, TextClause, text
+from sqlalchemy import Connection, Executable, Insert, Integer, Row, Table, TextClause, text
+
+from .errors import QueryError
 
 T = TypeVar("T")
 
@@ -19,13 +22,30 @@ def insert_one(conn: Connection, table: Table, values: Mapping[str, Any], server
     """Insert one row; return its primary key (as the database assigned it, or as given) and the
     values the server filled in for ``server_defaults`` columns left out of ``values`` (where the
     backend can return them)."""
-    fetch = [table.c[name] for name in server_defaults if name not in values]
-    stmt = table.insert().return_defaults(*fetch) if fetch else table.insert()
-    result = conn.execute(stmt, values)
+    fetch = tuple(name for name in server_defaults if name not in values)
+    result = conn.execute(_insert_statement(table, fetch), values)
     key = result.inserted_primary_key
     filled = result.returned_defaults if fetch else None
     defaults = {name: filled._mapping[name] for name in server_defaults if name in filled._mapping} if filled else {}
     return (key[0] if key is not None else None), defaults
+
+
+# The INSERT of each table (and set of server-filled columns to return), built once: a
+# statement object reused keeps its cache key, which SQLAlchemy otherwise computes per call.
+_INSERTS: WeakKeyDictionary[Table, dict[tuple[str, ...], Insert]] = WeakKeyDictionary()
+
+
+def _insert_statement(table: Table, fetch: tuple[str, ...]) -> Insert:
+    by_fetch = _INSERTS.get(table)
+    if by_fetch is None:
+        by_fetch = _INSERTS[table] = {}
+    stmt = by_fetch.get(fetch)
+    if stmt is None:
+        stmt = table.insert()
+        if fetch:
+            stmt = stmt.return_defaults(*(table.c[name] for name in fetch))
+        by_fetch[fetch] = stmt
+    return stmt
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str) -> list[Any] | None:
@@ -39,13 +59,46 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     keys: list[Any] = [None] * len(rows)
     for positions in groups.values():
         batch = [rows[i] for i in positions]
-        if returning:
+        if returning and conn.dialect.name == "sqlite" and pk not in batch[0] and _rowid_key(table, pk):
+            for i, key in zip(positions, _sqlite_new_keys(conn, table, pk, batch), strict=True):
+                keys[i] = key
+        elif returning:
             stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
             for i, key in zip(positions, conn.execute(stmt, batch).scalars(), strict=True):
                 keys[i] = key
         else:
             conn.execute(table.insert(), batch)
     return keys if returning else None
+
+
+def _rowid_key(table: Table, pk: str) -> bool:
+    """Whether ``pk`` is SQLite's rowid (an auto-incremented ``INTEGER PRIMARY KEY``)."""
+    column = table.c[pk]
+    return table.autoincrement_column is column and isinstance(column.type, Integer)
+
+
+def _sqlite_new_keys(conn: Connection, table: Table, pk: str, batch: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The rowids SQLite gives ``batch``, in row order, from multi-row INSERT ... RETURNING.
+
+    SQLAlchemy only sends many rows per statement with their keys in row order where the
+    backend guarantees the order of RETURNING; SQLite does not, so it falls back to one
+    statement per row. But SQLite numbers new rowids one above the largest in the table, row by
+    row in VALUES order, and the write lock taken by the first statement keeps every other
+    writer out until commit: the new keys are consecutive and, sorted, in row order. When they
+    are not consecutive (only when the table holds the largest possible rowid, where SQLite
+    picks them at random), the order is unknown and the insert is refused.
+    """
+    stmt = table.insert().returning(table.c[pk])
+    found = list(conn.execute(stmt, batch).scalars())
+    if len(found) != len(batch) or any(key is None for key in found):
+        raise QueryError(f"insert_many on {table.name}: SQLite did not return a key for every row")
+    found.sort()
+    if found[-1] - found[0] != len(found) - 1:
+        raise QueryError(
+            f"insert_many on {table.name}: SQLite assigned non-consecutive rowids, so their row order "
+            "is unknown; nothing is committed (insert these rows one by one)"
+        )
+    return found
 
 
 def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:
@@ -55,7 +108,8 @@ def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, An
 
 def fetch_all(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> list[T]:
     """Every row of ``stmt``, each passed through ``load``."""
-    return [load(row) for row in conn.execute(stmt, params)]
+    # fetchall() in one call: iterating the result fetches row by row, which costs more.
+    return [load(row) for row in conn.execute(stmt, params).all()]
 
 
 def fetch_first(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> T | None:

@@ -47,11 +47,11 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
     >>> await User.find().where(name="ada").aone()
     """
 
-    __slots__ = ("_ext", "_limit", "_model", "_offset", "_order_by", "_role", "_using", "_where")
+    __slots__ = ("_conds", "_ext", "_limit", "_model", "_offset", "_order_by", "_pk", "_role", "_using")
 
     def __init__(self, model: type[M]) -> None:
         self._model: Any = model
-        self._where: tuple[ColumnElement[bool], ...] = ()
+        self._conds: tuple[ColumnElement[bool], ...] | None = ()
         self._order_by: tuple[Any, ...] = ()
         self._limit: int | None = None
         self._offset: int | None = None
@@ -59,17 +59,60 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         # Joins, eager loads, aggregates, scopes (see `_query_ext`); the model's default scope.
         self._ext: _query_ext.Extras | None = getattr(model, "_ar_default_ext", None)
         self._role: str | None = None
+        # The primary key of a ``find_by_id`` query while its only condition is that key: its
+        # terminals then run the model's prebuilt statement instead of building one.
+        self._pk: Any = _NO_PK
+
+    @classmethod
+    def _by_pk(cls, model: type[M], pk: Any) -> Query[M]:
+        """``find_by_id``: the pk condition is built only if something needs it (`_where`)."""
+        new: Query[M] = object.__new__(cls)
+        new._model = model
+        new._conds = None
+        new._order_by = ()
+        new._limit = None
+        new._offset = None
+        new._using = None
+        new._ext = getattr(model, "_ar_default_ext", None)
+        new._role = None
+        new._pk = pk
+        return new
+
+    @property
+    def _where(self) -> tuple[ColumnElement[bool], ...]:
+        """The conditions; a `_by_pk` query builds its pk condition only when something asks."""
+        conds = self._conds
+        if conds is None:
+            model = self._model
+            conds = self._conds = (model.__table__.c[model._ar_pk] == self._pk,)
+        return conds
+
+    @_where.setter
+    def _where(self, conditions: tuple[ColumnElement[bool], ...]) -> None:
+        self._conds = conditions
+
+    @property
+    def _plain_pk(self) -> bool:
+        """Whether this is a bare primary-key lookup (no scope, sort, limit or offset added)."""
+        return (
+            self._pk is not _NO_PK
+            and self._ext is None
+            and self._limit is None
+            and self._offset is None
+            and not self._order_by
+        )
 
     def _copy(self) -> Query[M]:
         new: Query[M] = object.__new__(type(self))
         new._model = self._model
-        new._where = self._where
+        new._conds = self._conds
         new._order_by = self._order_by
         new._limit = self._limit
         new._offset = self._offset
         new._using = self._using
         new._ext = self._ext
         new._role = self._role
+        new._pk = self._pk
         return new
 
     def __repr__(self) -> str:
@@ -90,6 +133,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
                 )
         new = self._copy()
         new._where = self._where + tuple(conditions) + tuple(self._model._ar_where_kwargs(equals))
+        new._pk = _NO_PK
         return new
 
     def order_by(self, *columns: Any) -> Query[M]:
@@ -161,6 +205,9 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
     @property
     def connection_name(self) -> str:
         """The connection this query runs on (for a sharded model, the shard its key selects)."""
+        name = self._using or self._model.__connection__
+        if self._role is None and not ConnectionManager.is_shard_group(name):
+            return name  # the common case, without building the WHERE of a pk lookup
         return _shards.query_target(self._model, self._using, self._role, self._where)
 
     @property
@@ -207,12 +254,16 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
 
     def first(self) -> M | None:
         """The first matching record, or None."""
+        if self._plain_pk:
+            return self._by_pk_run(_operations.fetch_first)  # type: ignore[no-any-return]
         return _execute.run(
             self.connection_name, False, self._fetch(_operations.fetch_first), self._first_stmt(), self._loader
         )
 
     async def afirst(self) -> M | None:
         """The first matching record, or None (async)."""
+        if self._plain_pk:
+            return await self._aby_pk_run(_operations.fetch_first)  # type: ignore[no-any-return]
         return await _execute.arun(
             self.connection_name, False, self._fetch(_operations.fetch_first), self._first_stmt(), self._loader
         )
@@ -236,12 +287,31 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         """The one matching record or None (async)."""
         return self._at_most_one(await self._aup_to_two())
 
+    def _by_pk_run(self, op: Any) -> Any:
+        model = self._model
+        return _execute.run(
+            self.connection_name, False, self._fetch(op), model._ar_by_pk, self._loader, {"_ar_pk": self._pk}
+        )
+
+    async def _aby_pk_run(self, op: Any) -> Any:
+        model = self._model
+        return await _execute.arun(
+            self.connection_name, False, self._fetch(op), model._ar_by_pk, self._loader, {"_ar_pk": self._pk}
+        )
+
     def _up_to_two(self) -> list[M]:
+        if self._plain_pk:
+            # A primary key matches at most one row: no need to ask for a second.
+            found = self._by_pk_run(_operations.fetch_first)
+            return [] if found is None else [found]
         return _execute.run(
             self.connection_name, False, self._fetch(_operations.fetch_up_to_two), self.statement, self._loader
         )
 
     async def _aup_to_two(self) -> list[M]:
+        if self._plain_pk:
+            found = await self._aby_pk_run(_operations.fetch_first)
+            return [] if found is None else [found]
         return await _execute.arun(
             self.connection_name, False, self._fetch(_operations.fetch_up_to_two), self.statement, self._loader
         )
@@ -295,15 +365,35 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         checked = self._model._ar_update_values(values)
         return self._model.__table__.update().where(*self._bulk_where("update_all")).values(checked)
 
+    def _update_pk_params(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The parameters of the model's prebuilt UPDATE-by-pk, for a bare pk lookup; else None."""
+        if not self._plain_pk:
+            return None
+        checked: dict[str, Any] = self._model._ar_update_values(values)
+        if not checked or any(isinstance(v, ClauseElement) for v in checked.values()):
+            return None  # no SET, or SQL expressions as values: the general path handles them
+        checked["_ar_pk"] = self._pk
+        return checked
+
     def update_all(self, **values: Any) -> int:
         """Set fields on every matching row in one UPDATE; returns the number of rows matched.
 
         Values are validated first; no model hooks run and loaded records are not refreshed.
         """
+        params = self._update_pk_params(values)
+        if params is not None:
+            return _execute.run(
+                self.connection_name, True, _operations.execute_rowcount, self._model._ar_update_pk, params
+            )
         return _execute.run(self.connection_name, True, _operations.execute_rowcount, self._update_stmt(values))
 
     async def aupdate_all(self, **values: Any) -> int:
         """`update_all` (async)."""
+        params = self._update_pk_params(values)
+        if params is not None:
+            return await _execute.arun(
+                self.connection_name, True, _operations.execute_rowcount, self._model._ar_update_pk, params
+            )
         return await _execute.arun(self.connection_name, True, _operations.execute_rowcount, self._update_stmt(values))
 
     def _delete_stmt(self) -> Any:
@@ -352,6 +442,10 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         async for batch in self.abatches():
             for record in batch:
                 yield record
+
+
+#: `Query._pk` of a query that is not a bare primary-key lookup.
+_NO_PK: Any = object()
 
 
 def _stream(conn: Connection, stmt: Select[Any], size: int) -> Any:

@@ -404,7 +404,8 @@ def _pluck(conn: Any, stmt: Select[Any], width: int) -> list[Any]:
 
 
 def _dicts(conn: Any, stmt: Select[Any]) -> list[dict[str, Any]]:
-    return [dict(row) for row in conn.execute(stmt).mappings()]
+    # all() fetches in one call; iterating the result would fetch row by row.
+    return [dict(row) for row in conn.execute(stmt).mappings().all()]
 
 
 def count_statement(query: Any) -> Select[Any]:

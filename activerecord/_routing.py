@@ -124,13 +124,14 @@ def check_write(name: str, args: Iterable[Any], read_only_node: bool = False) ->
 
     Returns whether the operation really writes (False for read SQL sent through ``execute_raw``).
     """
-    args = tuple(args)
     if _reads_only(args):
         return False
     if read_only_node:
         raise ReadOnlyError(f"connection {name!r} is a read replica: writes go to its primary")
     if hint_of(name) == READING:
         raise ReadOnlyError(f"a write on connection {name!r} through using_read_replica(): replicas take no writes")
+    if not _scopes.get():
+        return True  # no routing scope open: the common case, decided without scanning
     if scoped_role(name) == READING:
         raise ReadOnlyError(f"a write on connection {name!r} inside connected_to(role='reading')")
     if writes_prevented(name):

@@ -6,13 +6,17 @@ and come back aware (UTC), as PostgreSQL's ``timestamptz`` returns them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects import mysql, postgresql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, processors
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+#: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
+_TIMESTAMPTZ_OID = 1184
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -33,6 +37,78 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         return value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        # `process_bind_param` and the backend type's processing in one function (written
+        # values pass through here once per row): TypeDecorator would nest two calls.
+        inner = self.impl_instance.bind_processor(dialect)
+        if dialect.name == "postgresql":
+            return inner  # timestamptz takes aware values as they are
+        utc = UTC
+        if dialect.name == "sqlite" and inner is not None:
+            # SQLite's processor formats the fields (year ... microsecond) and ignores the zone,
+            # so a UTC value goes to it as is, without the copy that drops its zone.
+            def process_sqlite(value: Any) -> Any:
+                if value is not None and value.tzinfo is not None and value.tzinfo is not utc:
+                    value = value.astimezone(utc)
+                return inner(value)
+
+            return process_sqlite
+
+        def process(value: Any) -> Any:
+            if value is not None and value.tzinfo is not None:
+                # An aware value in UTC only drops its zone; any other is converted first.
+                if value.tzinfo is not utc:
+                    value = value.astimezone(utc)
+                value = value.replace(tzinfo=None)
+            return value if inner is None else inner(value)
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
+        # One function per value instead of TypeDecorator's two nested calls: this runs for
+        # every datetime of every row read. It keeps the backend type's own processing
+        # (``inner``) and does exactly what `process_result_value` does.
+        inner = self.impl_instance.result_processor(dialect, coltype)
+        if dialect.name == "postgresql" and coltype == _TIMESTAMPTZ_OID and inner is None:
+            return None  # the driver returns timestamptz values aware: nothing to do per value
+        utc = UTC
+        parse = datetime.fromisoformat
+
+        if inner is None:
+
+            def process(value: Any) -> datetime | None:
+                if value is None:
+                    return None
+                if isinstance(value, str):
+                    value = parse(value)
+                return value if value.tzinfo is not None else value.replace(tzinfo=utc)  # type: ignore[no-any-return]
+
+        else:
+
+            def process(value: Any) -> datetime | None:
+                if value is None:
+                    return None
+                value = inner(value)
+                if isinstance(value, str):
+                    value = parse(value)
+                return value if value.tzinfo is not None else value.replace(tzinfo=utc)  # type: ignore[no-any-return]
+
+        if inner is not processors.str_to_datetime:
+            return process
+        general = process
+
+        def process_iso(value: Any) -> datetime | None:
+            # SQLite's ISO text without an offset, parsed as UTC in one step: the same value as
+            # parsing then ``replace(tzinfo=UTC)``, which costs several times the parse.
+            if value.__class__ is str:
+                try:
+                    return parse(value + "+00:00")
+                except ValueError:
+                    pass  # it carries an offset already (or is no ISO text): the general path
+            return general(value)
+
+        return process_iso
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

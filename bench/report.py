@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import goals
 from bench.contenders import BASELINE, BY_NAME
 from bench.results import RunResult, Spread, baseline_of, ratios, spreads
 from bench.workloads import WORKLOADS, Sizes, op_count
@@ -156,10 +157,19 @@ _METHOD = """## Method
 - Statements are built anew on every call, as application code does; what a library caches by
   itself (compiled SQL, prepared statements) counts. Core's W1 passes the row as parameters,
   `conn.execute(insert(t), row)`: `insert(t).values(**row)` costs about 3.5x more per insert.
-- W1 and W6 run in one transaction each; the reads run as each library reads by default. W6 is
-  the query-level update by primary key in every library (`UPDATE ... WHERE id = ?`), no load.
-- W3d builds plain dicts: the driver's dict rows where it has them, `dict(mapping)` for
-  SQLAlchemy, `.dicts()` / `.values()` for Peewee / Tortoise, `to_dict()` for activerecord.
+- W1 and W6 run in one transaction each. W6 is the query-level update by primary key in every
+  library (`UPDATE ... WHERE id = ?`), no load.
+- Connection scope: SQLAlchemy Core holds one connection for each whole workload
+  (`with engine.connect()` / `engine.begin()`). activerecord holds one the same way through its
+  public API: W4 and W5 run inside `with Item.transaction():` (`async with Item.atransaction():`),
+  exactly where Core holds its connection. Outside a transaction each activerecord call checks a
+  pooled connection out and back in, which on psycopg and PyMySQL adds a BEGIN/ROLLBACK round
+  trip per read: that is the cost of a standalone read, not of the library's per-call work.
+- W3d builds plain dicts of typed column values: the driver's dict rows where it has them,
+  `dict(mapping)` for SQLAlchemy, `.dicts()` / `.values()` for Peewee / Tortoise, `Query.values()`
+  for activerecord (`to_dict()` also turns datetimes into ISO strings, more work than the others do).
+- activerecord keeps all its work on: every written row is validated, every datetime read comes
+  back timezone-aware (UTC), every loaded record keeps the snapshot its dirty tracking compares to.
 - activerecord only has timezone-aware datetime fields, so its input rows carry UTC-aware
   timestamps (converted before the timing); the columns are the same naive timestamps.
 - Every result is checked (ids returned, rows fetched, pages filled, rows streamed), so a
@@ -174,6 +184,94 @@ _METHOD = """## Method
 """
 
 
+_DRIVERS = """## MySQL/MariaDB drivers
+
+Measured before the suite was written (`python -m bench.mysql_drivers`, full tables in
+`bench/mysql-driver-choice.md`), through SQLAlchemy Core on MariaDB:
+
+- **Sync: PyMySQL.** The only candidate that installs everywhere (pure Python; `mysqlclient`
+  needs the MySQL/MariaDB client headers).
+- **Async: asyncmy.** Its row decoding is compiled: fetching is 5-7x faster per row than
+  aiomysql (about 2.5 vs 15-18 µs), the one difference far outside the noise; single-statement
+  round trips (insert, pk get) tie within the noise of a shared machine. Tortoise ORM also
+  prefers asyncmy, so a project using both needs one driver.
+"""
+
+_HOW_TO_RUN = """## How to run
+
+    nox -s bench                          # installs the contenders' libraries, then the full suite
+    python -m bench                       # the same in an environment that has them
+    python -m bench --quick               # sizes / 10: before and after every change of a hot path
+    python -m bench --quick --repeats 3   # ... with medians over 3 repeats (still under a minute per backend)
+    python -m bench --backend sqlite --contender activerecord,peewee --repeats 5
+    python -m bench.mysql_drivers         # the MySQL driver comparison
+
+Servers: `BENCH_POSTGRESQL_URL` (default `postgresql://postgres@127.0.0.1:5432/bench_ar`) and
+`BENCH_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/bench_ar`); the databases are created
+when missing. The report (this file), `docs/benchmarks.png` and `docs/benchmarks.json` are
+written by each run (`--output` picks another path). An unreachable server or a missing library
+marks its contenders as not measured and the run goes on.
+"""
+
+_LIMITS = """## What limits activerecord where a target is missed
+
+Profiled with cProfile on the workloads' own calls (SQLite file, PostgreSQL, MariaDB):
+
+- **W2 bulk insert, W1 single insert.** Core is handed plain dicts; activerecord builds a record
+  per row (it returns them, with their new keys), validates every field (type, length, null,
+  choices) and keeps each record's snapshot for dirty tracking. Validation is now a type lookup
+  per field instead of a call, records are built by one dict update, and snapshots and insert
+  values come from one `itemgetter` call, but this per-row work remains, while the statements
+  sent are the same (on SQLite: multi-row `INSERT ... RETURNING`, see below).
+- **W2 against the other ORMs.** SQLAlchemy ORM's bulk INSERT (`session.execute(insert(Item),
+  rows)`) and Peewee's `insert_many` build no instances, validate nothing and return no keys;
+  activerecord's `insert_many` returns the validated records with their keys.
+- **Async, against Tortoise ORM.** activerecord's async mode runs each operation through
+  SQLAlchemy's async engine (`AsyncConnection.run_sync`: one greenlet hop per operation, the
+  driver adapter per statement), so its floor is SQLAlchemy async Core's cost per statement;
+  Tortoise talks to the driver directly, which is cheaper per statement on aiosqlite.
+- **W3o fetch as objects.** Core's contender returns driver rows; activerecord builds a record
+  per row (a generated loader: one tuple unpacking into the instance dict) and converts each
+  datetime to an aware one. On SQLite the stored text is parsed with its UTC offset in one C
+  call; from drivers that return naive datetimes (psycopg on `timestamp`, PyMySQL, asyncmy,
+  asyncpg) `replace(tzinfo=UTC)` costs about 1 µs per value, the largest single item left.
+  (The benchmark's PostgreSQL column is a plain `timestamp`, shared by all contenders; the
+  `timestamptz` that activerecord's own tables use comes back aware from the driver, and
+  activerecord then installs no result processing for it at all.)
+  Against the async baselines the same per-row cost is a larger share, because asyncpg and
+  asyncmy decode rows in compiled code.
+- **W7 stream time** is not a target (its memory is): it carries the same per-row record
+  building as W3o.
+
+What was changed to get here: `find_by_id()` keeps its key instead of building a WHERE, and its
+terminals (`one`, `one_or_none`, `first`, `all`, `update_all`) run a statement prebuilt per
+model with a bound parameter, whose compiled form and cache key SQLAlchemy computes once; the
+INSERT of each table is built once; routing checks skip their scope scan when no scope is open;
+`insert_many` on SQLite sends multi-row `INSERT ... RETURNING` statements instead of one
+statement per row (SQLAlchemy does that only where the backend orders RETURNING; SQLite numbers
+new rowids consecutively in VALUES order under the write lock, which activerecord checks, and it
+refuses the insert when the keys are not consecutive).
+"""
+
+
+def _targets_section(results: list[RunResult]) -> list[str]:
+    found = goals.checks(results)
+    if not found:
+        return []
+    lines = [
+        "## Targets",
+        "",
+        "Medians of this run. Sync: ratio to SQLAlchemy Core; async: to SQLAlchemy async Core.",
+        "",
+        *_header(["backend", "contender", "workload", "target", "measured", "met"]),
+    ]
+    for check in found:
+        met = "-" if check.met is None else ("yes" if check.met else "**no**")
+        label = BY_NAME[check.contender].label
+        lines.append(_row([check.backend, label, check.workload, check.target, check.value, met]))
+    return [*lines, ""]
+
+
 def _notes_section(results: list[RunResult]) -> list[str]:
     streaming: dict[str, str] = {}
     for result in results:
@@ -181,7 +279,7 @@ def _notes_section(results: list[RunResult]) -> list[str]:
             streaming.setdefault(result.contender, result.streaming)
     lines = ["## How each contender streams W7", ""]
     lines += [f"- {BY_NAME[name].label}: {how}" for name, how in streaming.items()]
-    return [*lines, "", _METHOD]
+    return [*lines, "", _METHOD, _DRIVERS, _HOW_TO_RUN, _LIMITS]
 
 
 def render(results: list[RunResult], meta: dict[str, Any], chart_name: str) -> str:
@@ -209,5 +307,6 @@ def render(results: list[RunResult], meta: dict[str, Any], chart_name: str) -> s
     lines += _workload_section(sizes)
     for backend in dict.fromkeys(r.backend for r in results):
         lines += _backend_section(backend, results)
+    lines += _targets_section(results)
     lines += _notes_section(results)
     return "\n".join(lines)

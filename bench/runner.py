@@ -184,6 +184,7 @@ class _Backend:
 def _prepare(backend: BackendName, names: list[str], stream_rows: int, workdir: Path) -> dict[str, Target]:
     """Seed bench_stream once, then give every contender a fresh table of its own."""
     template = Target.for_backend(backend, str(workdir / f"{backend}-template.sqlite3"))
+    schema.ensure_database(template)
     schema.seed(template, stream_rows)
     targets: dict[str, Target] = {}
     for name in names:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from bench.targets import BackendName, Target
@@ -113,10 +114,33 @@ def _open(target: Target) -> Any:
         port=target.port,
         user=target.user,
         password=target.password,
-        database=target.database,
+        database=target.database or None,
         charset="utf8mb4",
         connect_timeout=10,
     )
+
+
+def ensure_database(target: Target) -> None:
+    """Create the server database (``bench_ar`` by default) when it does not exist yet.
+
+    Connects to the server's maintenance database (``postgres`` / none on MariaDB), so a
+    fresh server needs no manual step before the first run.
+    """
+    if target.backend == "sqlite":
+        return
+    name = target.database
+    if not name.replace("_", "").isalnum():
+        raise SetupError(f"{target.backend}: refusing to create database {name!r} (letters, digits, _ only)")
+    admin = replace(target, database="postgres" if target.backend == "postgresql" else "")
+    with connect(admin) as conn:
+        cur = conn.cursor()
+        if target.backend == "postgresql":
+            conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+        else:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
 
 
 def server_version(target: Target) -> str:

@@ -13,7 +13,7 @@ from bench.workloads import Row
 
 
 class Contender(AsyncContender):
-    """Async twin of the sync activerecord contender."""
+    """Async twin of the sync activerecord contender (same connection scopes)."""
 
     packages = ("activerecord", "SQLAlchemy", "aiosqlite", "asyncpg", "asyncmy")
     streaming = "async for batch in Model.find().abatches(batch)"
@@ -41,21 +41,23 @@ class Contender(AsyncContender):
         return len(await Item.find().aall())
 
     async def fetch_dicts(self) -> int:
-        return len([item.to_dict() for item in await Item.find().aall()])
+        return len(await Item.find().avalues())
 
     async def get_by_pk(self, ids: Sequence[int]) -> int:
         found = 0
-        for pk in ids:
-            found += await Item.find_by_id(pk).aone_or_none() is not None
+        async with Item.atransaction():
+            for pk in ids:
+                found += await Item.find_by_id(pk).aone_or_none() is not None
         return found
 
     async def pages(self, offsets: Sequence[int], page_size: int, threshold: int) -> int:
         seen = 0
-        for offset in offsets:
-            page = await (
-                Item.find().where(Item.value < threshold).order_by(Item.id).limit(page_size).offset(offset).aall()
-            )
-            seen += len(page)
+        async with Item.atransaction():
+            for offset in offsets:
+                page = await (
+                    Item.find().where(Item.value < threshold).order_by(Item.id).limit(page_size).offset(offset).aall()
+                )
+                seen += len(page)
         return seen
 
     async def update_by_pk(self, updates: Sequence[tuple[int, int]]) -> None:

@@ -1,0 +1,83 @@
+"""The prebuilt and generated fast paths give the same results as the general ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from activerecord import ConnectionManager
+from activerecord.errors import QueryError, ValidationError
+from tests.dual import IO
+from tests.models import Author, Everything
+
+
+async def test_insert_many_keys_follow_row_order(db: IO) -> None:
+    # Enough rows for several multi-row INSERT statements, with a repeated name so that rows
+    # are told apart only by their keys' order.
+    rows = [{"name": f"a{i % 7}", "age": i} for i in range(2500)]
+    authors = await db(Author).insert_many(rows)
+    assert [a.age for a in authors] == list(range(2500))
+    stored = {a.id: a.age for a in await db(Author.find()).all()}
+    assert all(stored[a.id] == a.age for a in authors)
+
+
+@pytest.mark.backends("sqlite")  # SQLite's rowid numbering
+async def test_insert_many_refuses_unknown_sqlite_key_order(db: IO) -> None:
+    top = 2**63 - 1  # with this rowid taken, SQLite numbers new rows at random
+    await db(Author).create(id=top, name="last")
+    with pytest.raises(QueryError, match="non-consecutive"):
+        await db(Author).insert_many([{"name": f"n{i}"} for i in range(50)])
+    assert await db(Author.find()).count() == 1  # nothing of the refused batch is stored
+
+
+async def test_find_by_id_terminals(db: IO) -> None:
+    a = await db(Author).create(name="ada", age=36)
+    await db(Author).create(name="bob", age=40)
+    assert (await db(Author.find_by_id(a.id)).one()).name == "ada"
+    assert (await db(Author.find_by_id(a.id)).first()).name == "ada"
+    assert [x.name for x in await db(Author.find_by_id(a.id)).all()] == ["ada"]
+    assert await db(Author.find_by_id(a.id + 1000)).one_or_none() is None
+    # Conditions added to a pk lookup still apply.
+    assert await db(Author.find_by_id(a.id).where(Author.age > 50)).one_or_none() is None
+    assert await db(Author.find_by_id(a.id).where(name="ada")).count() == 1
+    assert "WHERE" in Author.find_by_id(a.id).to_sql()
+
+
+async def test_find_by_id_update_all(db: IO) -> None:
+    a = await db(Author).create(name="ada", age=36)
+    assert await db(Author.find_by_id(a.id)).update_all(age=37) == 1
+    assert (await db(Author.find_by_id(a.id)).one()).age == 37
+    assert await db(Author.find_by_id(a.id + 1000)).update_all(age=1) == 0
+    with pytest.raises(ValidationError):
+        await db(Author.find_by_id(a.id)).update_all(age="old")
+
+
+async def test_loaded_records_track_changes(db: IO) -> None:
+    a = await db(Author).create(name="ada", age=36)
+    loaded = await db(Author.find_by_id(a.id)).one()
+    assert loaded.changed_fields() == {}
+    loaded.age = 37
+    assert loaded.changed_fields() == {"age": 37}
+    await db(loaded).save()
+    assert (await db(Author.find_by_id(a.id)).one()).age == 37
+
+
+async def test_datetimes_come_back_aware_utc(db: IO) -> None:
+    moment = dt.datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    e = await db(Everything).create(moment=moment)
+    got = (await db(Everything.find_by_id(e.id)).one()).moment
+    assert got == moment and got.utcoffset() == dt.timedelta(0)
+    whole = dt.datetime(2024, 5, 1, 0, 0, tzinfo=dt.UTC)  # no microseconds in the stored text
+    e2 = await db(Everything).create(moment=whole, label="b")
+    assert (await db(Everything.find_by_id(e2.id)).one()).moment == whole
+
+
+@pytest.mark.backends("sqlite")  # SQLite stores datetimes as text
+async def test_sqlite_text_with_offset_is_read_as_written(db: IO) -> None:
+    e = await db(Everything).create()
+    with ConnectionManager.engine("default").begin() as conn:
+        conn.execute(sa.text("UPDATE everything SET moment = '2024-05-01 12:00:00+02:00' WHERE id = :id"), {"id": e.id})
+    got = (await db(Everything.find_by_id(e.id)).one()).moment
+    assert got == dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
