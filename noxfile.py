@@ -16,9 +16,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the package and the tests."""
+    """ruff lint and format checks over the package, the tests and the benchmarks."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", "activerecord", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "activerecord", "tests", "bench", "noxfile.py")
 
 
 @nox.session

@@ -109,9 +109,7 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
     if "url" in raw:
         clash = (_URL_KEYS - {"url", "options"}) & set(raw)
         if clash:
-            raise ConfigurationError(
-                f"connection {name!r}: give either 'url' or {', '.join(sorted(clash))}, not both"
-            )
+            raise ConfigurationError(f"connection {name!r}: give either 'url' or {', '.join(sorted(clash))}, not both")
         try:
             url = make_url(str(raw["url"]))
         except ArgumentError:

@@ -70,7 +70,9 @@ class InventoryService:
         self.stock = dict(stock)
         self.reservations: dict[str, list[tuple[int, int]]] = {}
 
-    async def reserve_products(self, saga_id: str, product_ids: Sequence[int], quantities: Sequence[int]) -> dict[str, Any]:
+    async def reserve_products(
+        self, saga_id: str, product_ids: Sequence[int], quantities: Sequence[int]
+    ) -> dict[str, Any]:
         wanted = list(zip(product_ids, quantities, strict=True))
         if any(self.stock.get(p, 0) < q for p, q in wanted):
             return {"success": False}
@@ -97,7 +99,9 @@ class PaymentService:
 class OrderSaga:
     """The seed's order saga: reserve stock, create the order, take payment; compensate on failure."""
 
-    def __init__(self, inventory: InventoryService, payment: PaymentService, prices: dict[int, decimal.Decimal]) -> None:
+    def __init__(
+        self, inventory: InventoryService, payment: PaymentService, prices: dict[int, decimal.Decimal]
+    ) -> None:
         self.inventory_service = inventory
         self.payment_service = payment
         self.prices = prices
@@ -178,9 +182,10 @@ async def run_services_demo(workdir: Path, out: Out) -> None:
     out(f"inventory after the sagas (compensated where payment failed): {saga.inventory_service.stock}")
 
     composed = await UserOrderCompositionService().get_user_with_orders(ada.id)
-    out(f"composition: {composed['user']['name']} with orders " + ", ".join(
-        f"#{o['id']} {o['status']} {o['total']}" for o in composed["orders"]
-    ))
+    out(
+        f"composition: {composed['user']['name']} with orders "
+        + ", ".join(f"#{o['id']} {o['status']} {o['total']}" for o in composed["orders"])
+    )
 
     first_order = composed["orders"][0]["id"]
     events = await EventStore.get_events_for_aggregate(f"order-{first_order}")

@@ -32,12 +32,8 @@ def _pinned(name: str, is_async: bool) -> Any:
         return None
     if tx.is_async != is_async:
         if tx.is_async:
-            raise TransactionError(
-                f"a sync call on connection {name!r} inside atransaction(): use the a-prefixed twin"
-            )
-        raise TransactionError(
-            f"an async call on connection {name!r} inside a sync transaction(): use the sync method"
-        )
+            raise TransactionError(f"a sync call on connection {name!r} inside atransaction(): use the a-prefixed twin")
+        raise TransactionError(f"an async call on connection {name!r} inside a sync transaction(): use the sync method")
     return tx.connection
 
 
@@ -75,9 +71,7 @@ async def _asweep() -> None:
         await ConnectionManager.asweep()
 
 
-def run(
-    name: str, write: bool, op: Callable[Concatenate[Connection, P], R], *args: P.args, **kwargs: P.kwargs
-) -> R:
+def run(name: str, write: bool, op: Callable[Concatenate[Connection, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``op(connection, *args)`` on connection ``name`` (sync), routed as `_routing` decides."""
     cluster = ConnectionManager.cluster(name)
     writes = write and _routing.check_write(name, args, cluster.config.read_only)

@@ -154,9 +154,7 @@ class Field:
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` has an acceptable Python type."""
-        return isinstance(value, self.python_types) and not (
-            isinstance(value, bool) and bool not in self.python_types
-        )
+        return isinstance(value, self.python_types) and not (isinstance(value, bool) and bool not in self.python_types)
 
     def to_json(self, value: Any) -> Any:
         """``value`` as a JSON-ready object (for `to_dict`)."""
@@ -206,7 +204,9 @@ class _DateTimeField(Field):
     python_types = (dt.datetime,)
     type_label = "timezone-aware datetime"
 
-    def __init__(self, sa_type: TypeEngine[Any], *, auto_now_add: bool = False, auto_now: bool = False, **kw: Any) -> None:
+    def __init__(
+        self, sa_type: TypeEngine[Any], *, auto_now_add: bool = False, auto_now: bool = False, **kw: Any
+    ) -> None:
         super().__init__(sa_type, **kw)
         self.auto_now_add = auto_now_add
         self.auto_now = auto_now

@@ -120,7 +120,9 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     cls._ar_pk = pks[0].name
     cls._ar_server_defaults = tuple(n for n, f in fields.items() if f.server_default is not None)
     cls._ar_json = tuple(i for i, f in enumerate(fields.values()) if isinstance(f, _JSONField))
-    cls._ar_auto_add = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and (f.auto_now_add or f.auto_now))
+    cls._ar_auto_add = tuple(
+        n for n, f in fields.items() if isinstance(f, _DateTimeField) and (f.auto_now_add or f.auto_now)
+    )
     cls._ar_auto_now = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and f.auto_now)
     pk_col = table.c[cls._ar_pk]
     cls._ar_by_pk = select(table).where(pk_col == bindparam("_ar_pk"))
@@ -443,7 +445,9 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         if self._ar_lifecycle:
             return _hooks.delete(self, using)
         pk = self._ar_require_pk()
-        count = _execute.run(self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk})
+        count = _execute.run(
+            self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk}
+        )
         self.__dict__["_ar_saved"] = None
         return count > 0
 
@@ -452,7 +456,9 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         if self._ar_lifecycle:
             return await _hooks.adelete(self, using)
         pk = self._ar_require_pk()
-        count = await _execute.arun(self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk})
+        count = await _execute.arun(
+            self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk}
+        )
         self.__dict__["_ar_saved"] = None
         return count > 0
 
@@ -476,7 +482,9 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     async def areload(self: Self, *, using: str | None = None) -> Self:
         """`reload` (async)."""
         pk = self._ar_require_pk()
-        row = await _execute.arun(self._ar_connection(using), False, _operations.fetch_row, self._ar_by_pk, {"_ar_pk": pk})
+        row = await _execute.arun(
+            self._ar_connection(using), False, _operations.fetch_row, self._ar_by_pk, {"_ar_pk": pk}
+        )
         self._ar_apply_row(row)
         return self
 
@@ -566,7 +574,9 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return records
 
     @classmethod
-    def insert_many(cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None) -> list[Self]:
+    def insert_many(
+        cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None
+    ) -> list[Self]:
         """Validate every row, then insert them all in one executemany.
 
         Returns the records; their primary keys are filled in where the backend returns them
@@ -582,11 +592,15 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
             batches = _shard_write.plan(cls, group, values, None if using in (None, group) else using)
             _shard_write.insert(cls.__table__, cls._ar_pk, batches, _bulk_marker(cls, records))
             return records
-        pks = _execute.run(using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk)
+        pks = _execute.run(
+            using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk
+        )
         return cls._ar_bulk_done(records, pks)
 
     @classmethod
-    async def ainsert_many(cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None) -> list[Self]:
+    async def ainsert_many(
+        cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None
+    ) -> list[Self]:
         """`insert_many` (async; on a sharded model the shards are written concurrently)."""
         records, values = cls._ar_bulk(rows)
         if not values:
@@ -596,11 +610,19 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
             batches = _shard_write.plan(cls, group, values, None if using in (None, group) else using)
             await _shard_write.ainsert(cls.__table__, cls._ar_pk, batches, _bulk_marker(cls, records))
             return records
-        pks = await _execute.arun(using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk)
+        pks = await _execute.arun(
+            using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk
+        )
         return cls._ar_bulk_done(records, pks)
 
     @classmethod
-    def execute_raw(cls, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, *, using: str | None = None) -> _operations.RawResult:
+    def execute_raw(
+        cls,
+        sql: str,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        using: str | None = None,
+    ) -> _operations.RawResult:
         """Run SQL text with bound parameters (``:name`` placeholders) and return a `RawResult`.
 
         >>> ActiveRecord.execute_raw("SELECT 1").scalar()
@@ -609,12 +631,22 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return _execute.run(using or cls.__connection__, True, _operations.execute_raw, sql, _check_params(params))
 
     @classmethod
-    async def aexecute_raw(cls, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, *, using: str | None = None) -> _operations.RawResult:
+    async def aexecute_raw(
+        cls,
+        sql: str,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        using: str | None = None,
+    ) -> _operations.RawResult:
         """`execute_raw` (async)."""
-        return await _execute.arun(using or cls.__connection__, True, _operations.execute_raw, sql, _check_params(params))
+        return await _execute.arun(
+            using or cls.__connection__, True, _operations.execute_raw, sql, _check_params(params)
+        )
 
     @classmethod
-    def transaction(cls, using: str | None = None, *, isolation_level: str | None = None) -> AbstractContextManager[_transaction.Transaction]:
+    def transaction(
+        cls, using: str | None = None, *, isolation_level: str | None = None
+    ) -> AbstractContextManager[_transaction.Transaction]:
         """A transaction on ``using`` (default: this model's connection); nesting makes a savepoint.
 
         >>> with User.transaction():
@@ -623,7 +655,9 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return _transaction.transaction(using or cls.__connection__, isolation_level)
 
     @classmethod
-    def atransaction(cls, using: str | None = None, *, isolation_level: str | None = None) -> AbstractAsyncContextManager[_transaction.Transaction]:
+    def atransaction(
+        cls, using: str | None = None, *, isolation_level: str | None = None
+    ) -> AbstractAsyncContextManager[_transaction.Transaction]:
         """`transaction` for ``async with``."""
         return _transaction.atransaction(using or cls.__connection__, isolation_level)
 
@@ -734,7 +768,11 @@ def _drop_tables(conn: Connection, tables: list[Table]) -> None:
 def _check_params(params: Any) -> Any:
     if params is None or isinstance(params, Mapping):
         return params
-    if isinstance(params, Sequence) and not isinstance(params, (str, bytes)) and all(isinstance(p, Mapping) for p in params):
+    if (
+        isinstance(params, Sequence)
+        and not isinstance(params, (str, bytes))
+        and all(isinstance(p, Mapping) for p in params)
+    ):
         return list(params)
     raise QueryError("execute_raw() takes its parameters as a mapping (or a list of mappings) of bound values")
 

@@ -18,7 +18,9 @@ from .errors import QueryError
 T = TypeVar("T")
 
 
-def insert_one(conn: Connection, table: Table, values: Mapping[str, Any], server_defaults: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
+def insert_one(
+    conn: Connection, table: Table, values: Mapping[str, Any], server_defaults: Sequence[str] = ()
+) -> tuple[Any, dict[str, Any]]:
     """Insert one row; return its primary key (as the database assigned it, or as given) and the
     values the server filled in for ``server_defaults`` columns left out of ``values`` (where the
     backend can return them)."""
@@ -106,19 +108,25 @@ def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, An
     return conn.execute(stmt, params).rowcount
 
 
-def fetch_all(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> list[T]:
+def fetch_all(
+    conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None
+) -> list[T]:
     """Every row of ``stmt``, each passed through ``load``."""
     # fetchall() in one call: iterating the result fetches row by row, which costs more.
     return [load(row) for row in conn.execute(stmt, params).all()]
 
 
-def fetch_first(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> T | None:
+def fetch_first(
+    conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None
+) -> T | None:
     """The first row of ``stmt`` through ``load``, or None."""
     row = conn.execute(stmt, params).first()
     return None if row is None else load(row)
 
 
-def fetch_up_to_two(conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None) -> list[T]:
+def fetch_up_to_two(
+    conn: Connection, stmt: Executable, load: Callable[[Row[Any]], T], params: Mapping[str, Any] | None = None
+) -> list[T]:
     """At most two rows: enough to tell "one" from "several" without reading them all."""
     result = conn.execute(stmt, params)
     rows = result.fetchmany(2)

@@ -88,8 +88,7 @@ def export_token() -> str:
     if not current:
         return ""
     body = {
-        name: {"lsn": None if p.lsn is None else format_lsn(p.lsn), "at": round(p.at, 6)}
-        for name, p in current.items()
+        name: {"lsn": None if p.lsn is None else format_lsn(p.lsn), "at": round(p.at, 6)} for name, p in current.items()
     }
     raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -233,9 +233,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         """
         name = self.connection_name
         dialect = ConnectionManager.engine(name).dialect if ConnectionManager.is_configured(name) else None
-        compiled = self.statement.compile(
-            dialect=dialect, compile_kwargs={"literal_binds": True} if literal else {}
-        )
+        compiled = self.statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True} if literal else {})
         return str(compiled)
 
     # -- terminals ----------------------------------------------------------------------------

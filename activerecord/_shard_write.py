@@ -77,8 +77,7 @@ def plan(model: Any, group: str, values: Sequence[dict[str, Any]], pinned: str |
         raise ValidationError(model.__name__, errors)
     if misplaced:
         raise QueryError(
-            f"insert_many(using={pinned!r}): every row must resolve to that shard, but "
-            + "; ".join(misplaced)
+            f"insert_many(using={pinned!r}): every row must resolve to that shard, but " + "; ".join(misplaced)
         )
     return [b for b in batches.values() if b.values]
 

@@ -62,9 +62,7 @@ class Transaction:
 
 
 # Never mutated: entering a transaction sets a new mapping, so tasks and threads cannot see each other's.
-_current: ContextVar[Mapping[str, Transaction]] = ContextVar(
-    "activerecord_transactions", default=MappingProxyType({})
-)
+_current: ContextVar[Mapping[str, Transaction]] = ContextVar("activerecord_transactions", default=MappingProxyType({}))
 
 
 def current(name: str) -> Transaction | None:
@@ -96,9 +94,7 @@ def transaction(name: str = "default", isolation_level: str | None = None) -> It
     outer = current(name)
     if outer is not None:
         if outer.is_async:
-            raise TransactionError(
-                f"connection {name!r} is inside an async transaction: use atransaction() there"
-            )
+            raise TransactionError(f"connection {name!r} is inside an async transaction: use atransaction() there")
         if isolation_level is not None:
             raise TransactionError("the isolation level can only be set on the outermost transaction")
         tx = Transaction(name, outer.connection, False, outer)
@@ -143,9 +139,7 @@ async def atransaction(name: str = "default", isolation_level: str | None = None
     outer = current(name)
     if outer is not None:
         if not outer.is_async:
-            raise TransactionError(
-                f"connection {name!r} is inside a sync transaction: use transaction() there"
-            )
+            raise TransactionError(f"connection {name!r} is inside a sync transaction: use transaction() there")
         if isolation_level is not None:
             raise TransactionError("the isolation level can only be set on the outermost transaction")
         tx = Transaction(name, outer.connection, True, outer)

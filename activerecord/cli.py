@@ -120,7 +120,10 @@ def upgrade(settings: _settings.ProjectSettings, revision: str, lock_timeout: fl
     _settings.load(settings)
     _print(
         migrations.upgrade(
-            settings.connection, revision, directory=settings.directory, lock_timeout=lock_timeout,
+            settings.connection,
+            revision,
+            directory=settings.directory,
+            lock_timeout=lock_timeout,
             on_wait=_on_wait(settings.connection),
         )
     )
@@ -136,7 +139,10 @@ def downgrade(settings: _settings.ProjectSettings, revision: str, lock_timeout: 
     _settings.load(settings)
     _print(
         migrations.downgrade(
-            settings.connection, revision, directory=settings.directory, lock_timeout=lock_timeout,
+            settings.connection,
+            revision,
+            directory=settings.directory,
+            lock_timeout=lock_timeout,
             on_wait=_on_wait(settings.connection),
         )
     )

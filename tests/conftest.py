@@ -83,7 +83,9 @@ def _tables(name: str) -> list[sa.Table]:
 
 
 @pytest.fixture
-async def db(backend: str, mode: str, backend_dbs: BackendDatabases, _configured: dict[str, object]) -> AsyncIterator[IO]:
+async def db(
+    backend: str, mode: str, backend_dbs: BackendDatabases, _configured: dict[str, object]
+) -> AsyncIterator[IO]:
     """Connections ``default``, ``users`` and ``orders`` on ``backend``, with empty tables."""
     if _configured["backend"] != backend:
         await ConnectionManager.aclear()

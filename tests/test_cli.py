@@ -43,7 +43,11 @@ def url_for(config: dict[str, Any]) -> str:
 
 def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "activerecord", *args], cwd=cwd, env=child_env(env), capture_output=True, text=True,
+        [sys.executable, "-m", "activerecord", *args],
+        cwd=cwd,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -105,8 +109,11 @@ class Item(ActiveRecord):
     title: str = StringField(max_length=50, unique=True)
 """
 
-MODELS_V2 = MODELS_V1 + """    notes: str | None = StringField(max_length=200, nullable=True, index=True)
+MODELS_V2 = (
+    MODELS_V1
+    + """    notes: str | None = StringField(max_length=200, nullable=True, index=True)
 """
+)
 
 
 def make_project(tmp_path: Path, url: str) -> Path:

@@ -77,7 +77,16 @@ def test_passwords_never_show(caplog: pytest.LogCaptureFixture) -> None:
     secret = "s3cr3t-pa55"
     registry = ConnectionRegistry()
     registry.configure(
-        {"db": {"driver": "postgresql", "host": "127.0.0.1", "port": 1, "database": "d", "user": "u", "password": secret}}
+        {
+            "db": {
+                "driver": "postgresql",
+                "host": "127.0.0.1",
+                "port": 1,
+                "database": "d",
+                "user": "u",
+                "password": secret,
+            }
+        }
     )
     assert secret not in repr(registry)
     assert secret not in repr(registry.node("db")) and secret not in repr(registry.node("db").node)

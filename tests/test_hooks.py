@@ -155,14 +155,24 @@ async def test_hooks_run_in_order_around_create_update_and_delete(db: IO) -> Non
     record = await db(Audited).create(name="Ada")
     assert record.slug == "ada"
     assert EVENTS == [
-        "before_validate", "after_validate", "before_save", "before_create",
-        "after_create:True", "after_save", "after_commit:Ada",
+        "before_validate",
+        "after_validate",
+        "before_save",
+        "before_create",
+        "after_create:True",
+        "after_save",
+        "after_commit:Ada",
     ]
     EVENTS.clear()
     await db(record).update(name="Bea")
     assert EVENTS == [
-        "before_validate", "after_validate", "before_save", "before_update",
-        "after_update", "after_save", "after_commit:Bea",
+        "before_validate",
+        "after_validate",
+        "before_save",
+        "before_update",
+        "after_update",
+        "after_save",
+        "after_commit:Bea",
     ]
     assert (await db(Audited.find_by_id(record.id)).one()).slug == "bea"
     EVENTS.clear()

@@ -336,10 +336,17 @@ async def test_two_services_share_one_database(
     made.extend([a, b])
     for svc, table in ((a, "alpha"), (b, "beta")):
         forget_models(svc.name)
-        type(f"M_{table}", (ActiveRecord,), {
-            "__tablename__": table, "__connection__": svc.name, "__annotations__": {"id": int, "label": str},
-            "id": PrimaryKeyField(), "label": StringField(max_length=10),
-        })
+        type(
+            f"M_{table}",
+            (ActiveRecord,),
+            {
+                "__tablename__": table,
+                "__connection__": svc.name,
+                "__annotations__": {"id": int, "label": str},
+                "id": PrimaryKeyField(),
+                "label": StringField(max_length=10),
+            },
+        )
         migrations.init(svc.name, svc.directory)
         migrations.revision(svc.name, f"create {table}", autogenerate=True, directory=svc.directory)
         await io(migrations).upgrade(svc.name, directory=svc.directory)

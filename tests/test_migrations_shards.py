@@ -118,9 +118,7 @@ async def test_a_shard_group_migrates_every_shard_primary_in_order(
     account = declare(group.name)
     migrations.init(group.name, group.directory)
     assert [label for label, _ in _runner._migration_targets(group.name)] == shards
-    assert [node for _, node in _runner._migration_targets(group.name)] == [
-        ConnectionManager.node(s) for s in shards
-    ]
+    assert [node for _, node in _runner._migration_targets(group.name)] == [ConnectionManager.node(s) for s in shards]
 
     # Autogenerate compares with the first shard; the script then applies to every shard.
     script = migrations.revision(group.name, "accounts", autogenerate=True, directory=group.directory)
@@ -130,9 +128,7 @@ async def test_a_shard_group_migrates_every_shard_primary_in_order(
     assert [(r.label, r.status, r.after) for r in before] == [(s, "current", ()) for s in shards]
 
     results = await io(migrations).upgrade(group.name, directory=group.directory)
-    assert [(r.label, r.status, r.before, r.after) for r in results] == [
-        (s, "upgraded", (), (rev,)) for s in shards
-    ]
+    assert [(r.label, r.status, r.before, r.after) for r in results] == [(s, "upgraded", (), (rev,)) for s in shards]
     for shard in shards:
         assert "accounts" in group.tables(shard)
         assert group.versions(shard) == [rev]

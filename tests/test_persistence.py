@@ -74,7 +74,9 @@ async def test_update_writes_only_changed_fields_so_concurrent_changes_survive(d
 async def test_save_without_changes_runs_no_sql(db: IO) -> None:
     author = await db(Author).create(name="ada")
     statements: list[str] = []
-    engine = ConnectionManager.async_engine("default").sync_engine if db.is_async else ConnectionManager.engine("default")
+    engine = (
+        ConnectionManager.async_engine("default").sync_engine if db.is_async else ConnectionManager.engine("default")
+    )
 
     def record(*args: object) -> None:
         statements.append(str(args[2]))

@@ -69,9 +69,9 @@ async def test_aggregates(db: IO) -> None:
 
 async def test_group_by_having_and_values(db: IO) -> None:
     ada, bob = await purchases(db)
-    rows = await db(
-        Purchase.find().group_by(Purchase.customer_id).order_by(Purchase.customer_id)
-    ).values(Purchase.customer_id, n=func.count(), spent=func.sum(Purchase.total))
+    rows = await db(Purchase.find().group_by(Purchase.customer_id).order_by(Purchase.customer_id)).values(
+        Purchase.customer_id, n=func.count(), spent=func.sum(Purchase.total)
+    )
     assert rows == [
         {"customer_id": ada.id, "n": 3, "spent": decimal.Decimal("45.00")},
         {"customer_id": bob.id, "n": 1, "spent": decimal.Decimal("20.00")},

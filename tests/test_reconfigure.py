@@ -50,9 +50,7 @@ async def dbs(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Databases]
     await ConnectionManager.asweep()
 
 
-async def test_a_changed_connection_swaps_while_open_transactions_finish_on_the_old_one(
-    db: IO, dbs: Databases
-) -> None:
+async def test_a_changed_connection_swaps_while_open_transactions_finish_on_the_old_one(db: IO, dbs: Databases) -> None:
     await db(Order).create(user_id=1)  # the old engine is in use before the change
     old = ConnectionManager.node("orders")
     async with db.transaction(Order):
@@ -206,7 +204,6 @@ def test_shard_groups_can_change_their_shards() -> None:
     finally:
         ConnectionManager.remove("regroup")
     assert not ConnectionManager.is_configured("rg_0")
-
 
 
 def test_repeating_an_in_memory_configuration_keeps_the_database() -> None:

@@ -80,7 +80,9 @@ async def test_health_check(db: IO) -> None:
 async def test_order_saga_completes_and_compensates(db: IO) -> None:
     user = await User.acreate(name="Ada", email="ada@example.com")
     inventory = InventoryService({1: 10, 2: 5})
-    saga = OrderSaga(inventory, PaymentService(decimal.Decimal("100")), {1: decimal.Decimal("9.50"), 2: decimal.Decimal("40")})
+    saga = OrderSaga(
+        inventory, PaymentService(decimal.Decimal("100")), {1: decimal.Decimal("9.50"), 2: decimal.Decimal("40")}
+    )
 
     ok = await saga.create_order(user.id, [1, 2], [2, 1])
     assert ok["success"] is True
@@ -112,7 +114,12 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.run(
-        [sys.executable, "-m", "activerecord", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "activerecord", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout

@@ -39,7 +39,6 @@ class Note(ActiveRecord):
     version: int = VersionField()
 
 
-
 async def notes(db: IO) -> tuple[Notebook, list[Note]]:
     book = await db(Notebook).create(title="ideas")
     made = [await db(Note).create(notebook_id=book.id, body=f"n{i}") for i in range(4)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GOOD = '''
+GOOD = """
 import asyncio
 import datetime as dt
 
@@ -47,9 +47,9 @@ async def async_code() -> str:
 
 ConnectionManager.configure({"default": {"driver": "sqlite"}})
 asyncio.run(async_code())
-'''
+"""
 
-BAD = '''
+BAD = """
 from activerecord import ActiveRecord, PrimaryKeyField, StringField
 
 
@@ -62,8 +62,7 @@ User(name=1)
 User(nmae="typo")
 n: int = User(name="a").name
 x: int = User.find().one()
-'''
-
+"""
 
 
 def test_well_typed_user_code_passes(mypy_check: Callable[[str], tuple[str, int]]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-GOOD = '''
+GOOD = """
 from activerecord import (
     ActiveRecord, BelongsTo, Collection, ForeignKeyField, HasMany, Page, PrimaryKeyField, Query, StringField,
     VersionField, belongs_to, has_many,
@@ -47,9 +47,9 @@ async def async_code() -> str:
     total: object = await Order.find().asum(Order.id)
     n: int = await Order.find().acount_distinct(Order.customer_id)
     return str((loaded, page, total, n))
-'''
+"""
 
-BAD = '''
+BAD = """
 from activerecord import ActiveRecord, PrimaryKeyField, StringField, belongs_to
 
 
@@ -65,8 +65,7 @@ class Order(ActiveRecord):
 
 n: int = Order().customer
 s: str = Order.find().includes("customer").one()
-'''
-
+"""
 
 
 def test_relations_and_query_features_type_check(mypy_check: Callable[[str], tuple[str, int]]) -> None:

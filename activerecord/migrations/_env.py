@@ -124,8 +124,7 @@ def run_env(connection: str, *, version_table: str | None = None, **options: Any
     state = context.config.attributes.get(STATE_KEY)
     if not isinstance(state, RunState) or state.conn is None:
         raise MigrationError(
-            "this env.py is run by `activerecord db ...` or activerecord.migrations, not by the plain "
-            "`alembic` command"
+            "this env.py is run by `activerecord db ...` or activerecord.migrations, not by the plain `alembic` command"
         )
     if state.connection != connection:
         raise MigrationError(

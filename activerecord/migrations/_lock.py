@@ -21,6 +21,7 @@ from ..errors import MigrationLockError
 
 log = logging.getLogger("activerecord.migrations")
 
+
 def lock_name(database: str, version_table: str) -> str:
     """The lock's name: unique per database and version table, at most 64 characters (MySQL's limit)."""
     name = f"activerecord_migrate:{database}:{version_table}"

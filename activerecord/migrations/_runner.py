@@ -115,8 +115,7 @@ def _config(connection: str, directory: str | Path | None) -> Config:
     path = directory_for(connection, directory)
     if not (path / "env.py").is_file():
         raise MigrationError(
-            f"no migration environment in {path}: create one with "
-            f"`activerecord db init --connection {connection}`"
+            f"no migration environment in {path}: create one with `activerecord db init --connection {connection}`"
         )
     # Quiet: the commands report through their return values; the command line prints those.
     config = Config(cmd_opts=argparse.Namespace(quiet=True))
@@ -172,7 +171,7 @@ def _failed(what: str, results: list[NodeStatus], labels: list[str], label: str,
     """The error ending a run: ``label`` failed, every target after it is skipped."""
     failed = NodeStatus(label, "failed", error=_alembic_error(exc))
     results.append(failed)
-    results.extend(NodeStatus(later, "skipped") for later in labels[len(results):])
+    results.extend(NodeStatus(later, "skipped") for later in labels[len(results) :])
     # A lock timeout keeps its own class, so a deploy script can tell "busy" from "broken".
     kind = MigrationLockError if isinstance(exc, MigrationLockError) else MigrationError
     return kind(f"{what} failed on {label}: {failed.error}", list(results))
@@ -338,8 +337,15 @@ def upgrade(
     config = _config(connection, directory)
     _check_revision(config, revision)
     return _run_sync(
-        connection, config, _sync_targets(connection, targets), _upgrade_op(revision), "upgraded", "upgrade",
-        lock=True, lock_timeout=lock_timeout, on_wait=on_wait,
+        connection,
+        config,
+        _sync_targets(connection, targets),
+        _upgrade_op(revision),
+        "upgraded",
+        "upgrade",
+        lock=True,
+        lock_timeout=lock_timeout,
+        on_wait=on_wait,
     )
 
 
@@ -356,8 +362,15 @@ async def aupgrade(
     config = _config(connection, directory)
     _check_revision(config, revision)
     return await _run_async(
-        connection, config, _async_targets(connection, targets), _upgrade_op(revision), "upgraded", "upgrade",
-        lock=True, lock_timeout=lock_timeout, on_wait=on_wait,
+        connection,
+        config,
+        _async_targets(connection, targets),
+        _upgrade_op(revision),
+        "upgraded",
+        "upgrade",
+        lock=True,
+        lock_timeout=lock_timeout,
+        on_wait=on_wait,
     )
 
 
@@ -374,8 +387,15 @@ def downgrade(
     config = _config(connection, directory)
     _check_revision(config, revision)
     return _run_sync(
-        connection, config, _sync_targets(connection, targets), _downgrade_op(revision), "downgraded", "downgrade",
-        lock=True, lock_timeout=lock_timeout, on_wait=on_wait,
+        connection,
+        config,
+        _sync_targets(connection, targets),
+        _downgrade_op(revision),
+        "downgraded",
+        "downgrade",
+        lock=True,
+        lock_timeout=lock_timeout,
+        on_wait=on_wait,
     )
 
 
@@ -392,8 +412,15 @@ async def adowngrade(
     config = _config(connection, directory)
     _check_revision(config, revision)
     return await _run_async(
-        connection, config, _async_targets(connection, targets), _downgrade_op(revision), "downgraded",
-        "downgrade", lock=True, lock_timeout=lock_timeout, on_wait=on_wait,
+        connection,
+        config,
+        _async_targets(connection, targets),
+        _downgrade_op(revision),
+        "downgraded",
+        "downgrade",
+        lock=True,
+        lock_timeout=lock_timeout,
+        on_wait=on_wait,
     )
 
 

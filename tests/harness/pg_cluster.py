@@ -131,9 +131,7 @@ def _connect(node: PgNode, database: str = "postgres") -> psycopg.Connection[tup
     )
 
 
-def _scalar(
-    conn: psycopg.Connection[tuple[Any, ...]], query: LiteralString, params: tuple[Any, ...] = ()
-) -> object:
+def _scalar(conn: psycopg.Connection[tuple[Any, ...]], query: LiteralString, params: tuple[Any, ...] = ()) -> object:
     """Return the first column of the first row of ``query``."""
     row = conn.execute(query, params).fetchone()
     if row is None:
@@ -252,9 +250,7 @@ class PgCluster:
                 account = pwd.getpwnam(OS_USER)
                 os.chown(self._root, account.pw_uid, account.pw_gid)
             self._primary = self._init_primary()
-            self._replicas = [
-                self._clone_replica(f"replica{number}") for number in range(1, replicas + 1)
-            ]
+            self._replicas = [self._clone_replica(f"replica{number}") for number in range(1, replicas + 1)]
         except BaseException:
             self.close()
             raise
@@ -306,9 +302,7 @@ class PgCluster:
                     continue
                 while not _scalar(conn, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)):
                     if time.monotonic() > deadline:
-                        raise PgClusterError(
-                            f"{replica.name} did not replay up to {target} within {timeout}s"
-                        )
+                        raise PgClusterError(f"{replica.name} did not replay up to {target} within {timeout}s")
                     time.sleep(0.01)
 
     def pause_replay(self, replica: PgNode, timeout: float = 10.0) -> None:

@@ -21,9 +21,7 @@ def engines(pg_cluster: PgCluster) -> Iterator[dict[str, sa.Engine]]:
     pg_cluster.create_database(DATABASE)
     nodes = [pg_cluster.primary, *pg_cluster.replicas]
     # NullPool: a pooled connection would be dead after a replica restart.
-    by_name = {
-        node.name: sa.create_engine(node.url(DATABASE), poolclass=NullPool) for node in nodes
-    }
+    by_name = {node.name: sa.create_engine(node.url(DATABASE), poolclass=NullPool) for node in nodes}
     yield by_name
     for engine in by_name.values():
         engine.dispose()
@@ -42,10 +40,7 @@ def count(engine: sa.Engine, table: str) -> int:
 def test_url_and_config_point_at_the_node(pg_cluster: PgCluster) -> None:
     node = pg_cluster.primary
     assert node.url() == f"postgresql+psycopg://postgres@127.0.0.1:{node.port}/postgres"
-    assert (
-        node.url("app", driver="asyncpg")
-        == f"postgresql+asyncpg://postgres@127.0.0.1:{node.port}/app"
-    )
+    assert node.url("app", driver="asyncpg") == f"postgresql+asyncpg://postgres@127.0.0.1:{node.port}/app"
     assert node.config("app") == {
         "driver": "postgresql",
         "host": "127.0.0.1",
@@ -70,9 +65,7 @@ def test_table_created_on_primary_appears_on_every_replica(
     assert count(engines["replica2"], "ddl_check") == 1
 
 
-def test_paused_replica_lags_until_resumed(
-    pg_cluster: PgCluster, engines: dict[str, sa.Engine]
-) -> None:
+def test_paused_replica_lags_until_resumed(pg_cluster: PgCluster, engines: dict[str, sa.Engine]) -> None:
     replica1 = pg_cluster.replicas[0]
     execute(engines["primary"], "CREATE TABLE lag_check (id int PRIMARY KEY)")
     pg_cluster.wait_for_replay()
