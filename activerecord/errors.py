@@ -59,24 +59,8 @@ class MissingPrimaryKeyError(ActiveRecordError):
     """An operation needs the primary key of a record that has none (not saved yet)."""
 
 
-__all__ = [
-    "ActiveRecordError",
-    "ConfigurationError",
-    "MissingPrimaryKeyError",
-    "MultipleRecordsFound",
-    "ReadOnlyError",
-    "RecordNotFound",
-    "TransactionError",
-    "UnknownFieldError",
-    "ValidationError",
-]
-
-
 class QueryError(ActiveRecordError):
     """A query was built wrongly (a Python bool in ``where``, an unknown field name, ...)."""
-
-
-__all__ += ["QueryError"]
 
 
 class RelationNotLoaded(ActiveRecordError):
@@ -91,9 +75,6 @@ class StaleObjectError(ActiveRecordError):
 
     Nothing was written; reload the record and apply the change again.
     """
-
-
-__all__ += ["RelationNotLoaded", "StaleObjectError"]
 
 
 class ShardQueryError(ActiveRecordError):
@@ -124,9 +105,6 @@ class ShardWriteError(ShardQueryError):
         self.args = (f"{self.args[0]}; committed on: {kept}",)
 
 
-__all__ += ["ShardQueryError", "ShardWriteError"]
-
-
 class MigrationError(ActiveRecordError):
     """A schema migration could not run: no environment, an unknown revision, a failed script.
 
@@ -151,4 +129,22 @@ class SchemaDriftError(MigrationError):
         self.diffs = list(diffs)
 
 
-__all__ += ["MigrationError", "MigrationLockError", "SchemaDriftError"]
+__all__ = [
+    "ActiveRecordError",
+    "ConfigurationError",
+    "MigrationError",
+    "MigrationLockError",
+    "MissingPrimaryKeyError",
+    "MultipleRecordsFound",
+    "QueryError",
+    "ReadOnlyError",
+    "RecordNotFound",
+    "RelationNotLoaded",
+    "SchemaDriftError",
+    "ShardQueryError",
+    "ShardWriteError",
+    "StaleObjectError",
+    "TransactionError",
+    "UnknownFieldError",
+    "ValidationError",
+]
