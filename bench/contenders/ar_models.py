@@ -23,14 +23,14 @@ from bench.targets import Target
 from bench.workloads import STREAM_TABLE, TABLE, Row
 
 
-class Item(ActiveRecord):
-    """bench_item (the runner owns the DDL; create_all is never called).
+class _Columns(ActiveRecord):
+    """The columns both benchmark tables share (the runner owns the DDL; create_all is never called).
 
     DateTimeField is activerecord's only datetime field and it is timezone-aware: naive
     values are refused, so the contenders hand it aware UTC rows (see ``aware_rows``).
     """
 
-    __tablename__ = TABLE
+    __abstract__ = True
     id: int = PrimaryKeyField()
     name: str = StringField(max_length=100)
     value: int = IntegerField()
@@ -38,15 +38,16 @@ class Item(ActiveRecord):
     created_at: datetime = DateTimeField()
 
 
-class StreamItem(ActiveRecord):
-    """bench_stream, same columns."""
+class Item(_Columns):
+    """bench_item."""
+
+    __tablename__ = TABLE
+
+
+class StreamItem(_Columns):
+    """bench_stream."""
 
     __tablename__ = STREAM_TABLE
-    id: int = PrimaryKeyField()
-    name: str = StringField(max_length=100)
-    value: int = IntegerField()
-    score: float = FloatField()
-    created_at: datetime = DateTimeField()
 
 
 def configure(target: Target) -> None:

@@ -18,8 +18,8 @@ from bench.workloads import STREAM_TABLE, TABLE, Row
 _INSERT_CHUNK = 1_000
 
 
-class Item(Model):
-    """bench_item."""
+class _Columns(Model):
+    """The columns both benchmark tables share."""
 
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=100)
@@ -28,17 +28,18 @@ class Item(Model):
     created_at = fields.DatetimeField()
 
     class Meta:
+        abstract = True
+
+
+class Item(_Columns):
+    """bench_item."""
+
+    class Meta:
         table = TABLE
 
 
-class StreamItem(Model):
+class StreamItem(_Columns):
     """bench_stream."""
-
-    id = fields.IntField(primary_key=True)
-    name = fields.CharField(max_length=100)
-    value = fields.IntField()
-    score = fields.FloatField()
-    created_at = fields.DatetimeField()
 
     class Meta:
         table = STREAM_TABLE
