@@ -25,9 +25,19 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+    # The recipe emits BEGIN from a "begin" connection event; but once an engine has any
+    # connection event, SQLAlchemy dispatches its execute events around every statement
+    # (measured: ~3 µs per statement). The dialect's own hook for starting a transaction
+    # (a no-op by default, "connect" being a pool event) does the same job at no such cost.
+    engine.dialect.do_begin = _emit_begin  # type: ignore[method-assign]
+
+
+def _emit_begin(dbapi_connection: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("BEGIN")
+    finally:
+        cursor.close()
 
 
 class NodeEngines:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Self
 
 from sqlalchemy import bindparam
 
-from . import _execute, _hooks, _relations, _upsert, _validators
+from . import _bulk, _execute, _hooks, _relations, _upsert, _validators
 from ._fields import Field
 from ._fields_extra import _SoftDeleteField, _VersionField
 from ._query_ext import Extras
@@ -173,7 +173,7 @@ class Features:
         unknown = [c for c in [*conflict, *(update or ())] if c not in model.__fields__]
         if unknown:
             raise UnknownFieldError(model.__name__, {c: ["unknown field"] for c in unknown})
-        _records, values = model._ar_bulk(rows)
+        values = _bulk.insert_values(model, rows)
         if not values:
             return [], list(conflict), []
         given = list(values[0])

@@ -50,26 +50,26 @@ def _insert_statement(table: Table, fetch: tuple[str, ...]) -> Insert:
     return stmt
 
 
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str) -> list[Any] | None:
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str | None) -> list[Any] | None:
     """Insert ``rows`` with one executemany per set of columns (rows that leave a column to the
     server differ from rows that give it); the new primary keys in row order where the backend
-    can return them."""
+    can return them, or None (also when ``pk`` is None: no keys wanted, no RETURNING sent)."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(tuple(row), []).append(i)
-    returning = conn.dialect.insert_executemany_returning_sort_by_parameter_order
+    returning = pk is not None and conn.dialect.insert_executemany_returning_sort_by_parameter_order
     keys: list[Any] = [None] * len(rows)
     for positions in groups.values():
         batch = [rows[i] for i in positions]
-        if returning and conn.dialect.name == "sqlite" and pk not in batch[0] and _rowid_key(table, pk):
+        if pk is None or not returning:
+            conn.execute(_insert_statement(table, ()), batch)
+        elif conn.dialect.name == "sqlite" and pk not in batch[0] and _rowid_key(table, pk):
             for i, key in zip(positions, _sqlite_new_keys(conn, table, pk, batch), strict=True):
                 keys[i] = key
-        elif returning:
+        else:
             stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
             for i, key in zip(positions, conn.execute(stmt, batch).scalars(), strict=True):
                 keys[i] = key
-        else:
-            conn.execute(table.insert(), batch)
     return keys if returning else None
 
 

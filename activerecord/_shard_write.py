@@ -46,6 +46,14 @@ def group_of(model: Any, using: str | None) -> str | None:
     return own if ConnectionManager.is_shard_group(own) else None
 
 
+def split(model: Any, using: str | None, values: Sequence[dict[str, Any]]) -> list[ShardBatch] | None:
+    """The shard batches of a bulk insert of ``model`` (`plan`), or None when it goes to one connection."""
+    group = group_of(model, using)
+    if group is None:
+        return None
+    return plan(model, group, values, None if using in (None, group) else using)
+
+
 def plan(model: Any, group: str, values: Sequence[dict[str, Any]], pinned: str | None) -> list[ShardBatch]:
     """Split validated rows by shard, in the group's shard order; no SQL runs.
 
@@ -85,7 +93,7 @@ def plan(model: Any, group: str, values: Sequence[dict[str, Any]], pinned: str |
 Done = Callable[[list[int], list[Any] | None], None]
 
 
-def insert(table: Table, pk: str, batches: list[ShardBatch], done: Done) -> None:
+def insert(table: Table, pk: str | None, batches: list[ShardBatch], done: Done) -> None:
     """One executemany per shard, in shard order, each committed by itself; every shard is tried.
 
     ``done(positions, pks)`` is told about each shard that committed, so its records are marked
@@ -104,7 +112,7 @@ def insert(table: Table, pk: str, batches: list[ShardBatch], done: Done) -> None
     _raise_failures(errors, committed, batches)
 
 
-async def ainsert(table: Table, pk: str, batches: list[ShardBatch], done: Done) -> None:
+async def ainsert(table: Table, pk: str | None, batches: list[ShardBatch], done: Done) -> None:
     """`insert` with the shards written concurrently."""
     outcomes = await asyncio.gather(
         *(_execute.arun(b.shard, True, _operations.insert_many, table, b.values, pk) for b in batches),

@@ -20,9 +20,12 @@ _COLUMN_TYPES: dict[BackendName, str] = {
     # most ORMs emit, and an emptied table restarts at 1, which the pk workloads rely on.
     "sqlite": "id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, "
     "value INTEGER NOT NULL, score REAL NOT NULL, created_at TIMESTAMP NOT NULL",
+    # TIMESTAMPTZ: PostgreSQL's type for an instant, the one a service's own tables use (and
+    # activerecord's DateTimeField creates). Every contender reads it; the drivers return it
+    # aware. (On a plain TIMESTAMP, making each value aware costs activerecord ~0.4 µs.)
     "postgresql": "id SERIAL PRIMARY KEY, name VARCHAR(100) NOT NULL, "
     "value INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL, "
-    "created_at TIMESTAMP NOT NULL",
+    "created_at TIMESTAMPTZ NOT NULL",
     # DATETIME(6), not TIMESTAMP: no session-time-zone conversion, no 2038 limit, and it
     # keeps the microseconds that the other backends keep.
     "mysql": "id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, "

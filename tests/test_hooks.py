@@ -271,6 +271,18 @@ async def test_validators_collect_every_error_in_one_validation_error(db: IO) ->
     assert booking.validation_errors() == {"ends": ["is before starts"]}
 
 
+async def test_bulk_writes_run_the_method_validators_too(db: IO) -> None:
+    rows = [{"email": "a@b.c", "starts": 1, "ends": 2}, {"email": "Nobody", "starts": 5, "ends": 2}]
+    with pytest.raises(ValidationError) as caught:
+        await db(Booking).bulk_insert(rows)
+    assert caught.value.errors == {
+        "rows[1].email": ["must contain @", "must be lowercase"],
+        "rows[1].ends": ["is before starts"],
+    }
+    assert await db(Booking.find()).count() == 0
+    assert await db(Booking).bulk_insert(rows[:1]) == 1
+
+
 def test_validates_checks_field_names() -> None:
     with pytest.raises(ConfigurationError, match="unknown field"):
 

@@ -192,6 +192,49 @@ async def test_insert_many_accepts_records(db: IO) -> None:
     assert out == records and records[0].id is not None
 
 
+async def test_bulk_insert_stores_rows_as_save_would_without_records(db: IO) -> None:
+    before = dt.datetime.now(dt.UTC)
+    count = await db(Author).bulk_insert([{"name": f"n{i}", "age": i} for i in range(30)] + [{"name": "x"}])
+    assert count == 31
+    stored = await db(Author.find().order_by(Author.id)).all()
+    assert [a.name for a in stored] == [*(f"n{i}" for i in range(30)), "x"]
+    assert stored[3].age == 3 and stored[-1].age is None
+    assert all(a.active is True and a.role == "member" for a in stored)  # defaults
+    assert all(a.created_at >= before - dt.timedelta(seconds=1) and a.updated_at for a in stored)  # timestamps
+    assert len({a.id for a in stored}) == 31
+
+
+async def test_bulk_insert_validates_every_row_before_writing(db: IO) -> None:
+    with pytest.raises(ValidationError) as info:
+        await db(Author).bulk_insert(
+            [
+                {"name": "ok"},
+                {"name": None},
+                {"name": "x", "age": "y"},
+                {"name": "y" * 101},
+                {"name": "z", "role": "boss"},
+            ]
+        )
+    assert set(info.value.errors) == {"rows[1].name", "rows[2].age", "rows[3].name", "rows[4].role"}
+    with pytest.raises(ValidationError) as unknown:
+        await db(Author).bulk_insert([{"name": "ok", "nickname": "o"}])
+    assert list(unknown.value.errors) == ["rows[0].nickname"]
+    with pytest.raises(ValidationError) as naive:
+        await db(Everything).bulk_insert([{"moment": dt.datetime(2024, 1, 1)}])
+    assert list(naive.value.errors) == ["rows[0].moment"]
+    with pytest.raises(ValidationError, match="every row or for none"):
+        await db(Author).bulk_insert([{"id": 1000, "name": "a"}, {"name": "b"}])
+    assert await db(Author.find()).count() == 0 and await db(Everything.find()).count() == 0
+    assert await db(Author).bulk_insert([]) == 0
+
+
+async def test_bulk_insert_leaves_server_defaults_and_takes_explicit_keys(db: IO) -> None:
+    assert await db(Setting).bulk_insert([{"key": "c"}, {"key": "d", "value": "x"}]) == 2
+    assert {r.key: r.value for r in await db(Setting.find()).all()} == {"c": "on", "d": "x"}
+    assert await db(Author).bulk_insert([{"id": 500, "name": "a"}, {"id": 501, "name": "b"}]) == 2
+    assert (await db(Author.find_by_id(501)).one()).name == "b"
+
+
 async def test_execute_raw_uses_bound_parameters(db: IO) -> None:
     await db(Author).create(name="ada", age=36)
     result = await db(ActiveRecord).execute_raw(

@@ -112,6 +112,19 @@ async def test_insert_many_splits_rows_by_shard_key(db: IO, group: Shards) -> No
     assert [u.id for u in everyone] == sorted(ids)
 
 
+async def test_bulk_insert_splits_rows_by_shard_key(db: IO, group: Shards) -> None:
+    ids = [7, 1, 12, 6, 3, 9, 2, 0, 5, 30]
+    with inserts_per_shard() as counts:
+        assert await db(ShardedUser).bulk_insert([{"id": n, "name": f"u{n}"} for n in ids]) == len(ids)
+    assert counts == {shard: 1 for shard in SHARDS}
+    for number, shard in enumerate(SHARDS):
+        assert on_shard(shard) == {n for n in ids if n % 4 == number}
+    with pytest.raises(ValidationError) as bad:
+        await db(ShardedUser).bulk_insert([{"id": 40, "name": "ok"}, {"name": "no key"}])
+    assert list(bad.value.errors) == ["rows[1].id"]
+    assert not on_shard(SHARDS[0]) & {40}
+
+
 async def test_insert_many_with_resolvers_and_generated_keys(db: IO, group: Shards) -> None:
     tenants = await db(Tenant).insert_many([{"code": "acme"}, {"code": "globex"}, Tenant(code="acme")])
     assert [t.code for t in tenants] == ["acme", "globex", "acme"]

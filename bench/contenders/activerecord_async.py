@@ -35,7 +35,7 @@ class Contender(AsyncContender):
             return [(await Item.acreate(**row._asdict())).id for row in rows]
 
     async def bulk_insert(self, rows: Sequence[Row]) -> None:
-        await Item.ainsert_many([row._asdict() for row in rows])
+        await Item.abulk_insert([row._asdict() for row in rows])
 
     async def fetch_objects(self) -> int:
         return len(await Item.find().aall())

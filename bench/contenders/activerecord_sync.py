@@ -41,7 +41,7 @@ class Contender(SyncContender):
             return [Item.create(**row._asdict()).id for row in rows]
 
     def bulk_insert(self, rows: Sequence[Row]) -> None:
-        Item.insert_many([row._asdict() for row in rows])
+        Item.bulk_insert([row._asdict() for row in rows])
 
     def fetch_objects(self) -> int:
         return len(Item.find().all())
