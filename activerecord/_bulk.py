@@ -23,17 +23,13 @@ def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:
     Nothing is written here: the caller runs SQL only when every row passed.
     """
     rows = list(rows)
-    fields = model.__fields__
-    names = fields.keys()
-    if model._ar_checks or not all(
-        (row.__class__ is dict or isinstance(row, Mapping)) and row.keys() <= names for row in rows
-    ):
-        # Method validators need a record; a record is its own row; unknown keys may name relations.
-        values: list[dict[str, Any]] = model._ar_bulk(rows)[1]
-        return values
+    if model._ar_checks:
+        return _record_values(model, rows)
+    names = model.__fields__.keys()
     blank = model._ar_blank
     defaulted = model._ar_defaulted
     checks = model._ar_fast_checks
+    all_valid = model._ar_all_valid
     auto_now = model._ar_auto_now
     # One instant for the whole batch: the rows are written by one statement.
     stamps = [(name, name in auto_now) for name in model._ar_auto_add]
@@ -42,6 +38,8 @@ def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     errors: dict[str, list[str]] = {}
     for i, row in enumerate(rows):
+        if not ((row.__class__ is dict or isinstance(row, Mapping)) and row.keys() <= names):
+            return _record_values(model, rows)
         d = blank.copy()
         d.update(row)
         for name, field in defaulted:
@@ -50,11 +48,12 @@ def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:
         for name, always in stamps:
             if always or d[name] is None:
                 d[name] = now
-        problems = field_errors(checks, d)
-        if problems:
-            for name, messages in problems.items():
-                errors[f"rows[{i}].{name}"] = messages
-            continue
+        if not all_valid(d):
+            problems = field_errors(checks, d)
+            if problems:
+                for name, messages in problems.items():
+                    errors[f"rows[{i}].{name}"] = messages
+                continue
         for name in dropped:
             if d[name] is None:
                 del d[name]
@@ -66,3 +65,10 @@ def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:
     if keyed and keyed != len(out):
         raise ValidationError(model.__name__, {pk: ["give it for every row or for none"]})
     return out
+
+
+def _record_values(model: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    """The insert values by way of a record per row: for method validators, which need a
+    record; for rows that are records; for unknown keys, which may name relations."""
+    values: list[dict[str, Any]] = model._ar_bulk(rows)[1]
+    return values

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from operator import itemgetter
 from typing import Any, ClassVar, TypeVar, dataclass_transform
@@ -38,6 +38,7 @@ from ._fields import (
     PrimaryKeyField,
     _DateTimeField,
     _JSONField,
+    compile_all_valid,
     fast_check,
     field_errors,
     utcnow,
@@ -130,6 +131,7 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     cls.__fields__ = fields
     cls._ar_names = tuple(fields)
     cls._ar_fast_checks = tuple(fast_check(n, f) for n, f in fields.items())
+    cls._ar_all_valid = staticmethod(compile_all_valid(cls._ar_fast_checks, name))
     cls._ar_blank = dict.fromkeys(fields)
     # The field values of an instance dict as a tuple, in one C call (snapshots, inserts).
     names = tuple(fields)
@@ -184,6 +186,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     _ar_declared: ClassVar[dict[str, Field]] = {}
     _ar_names: ClassVar[tuple[str, ...]]
     _ar_fast_checks: ClassVar[tuple[FastCheck, ...]]
+    _ar_all_valid: ClassVar[Callable[[Mapping[str, Any]], bool]]
     _ar_blank: ClassVar[dict[str, None]]
     _ar_get: ClassVar[Any]  # dict -> tuple of the field values (see `_build_table`)
     _ar_defaulted: ClassVar[tuple[tuple[str, Field], ...]]
@@ -310,7 +313,8 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
 
     def validation_errors(self) -> dict[str, list[str]]:
         """Every problem with the current values, by field name (empty when valid)."""
-        errors = field_errors(self._ar_fast_checks, self.__dict__)
+        d = self.__dict__
+        errors = {} if type(self)._ar_all_valid(d) else field_errors(self._ar_fast_checks, d)
         if self._ar_checks:
             _validators.run(self, errors)
         return errors

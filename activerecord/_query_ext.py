@@ -404,8 +404,15 @@ def _pluck(conn: Any, stmt: Select[Any], width: int) -> list[Any]:
 
 
 def _dicts(conn: Any, stmt: Select[Any]) -> list[dict[str, Any]]:
-    # all() fetches in one call; iterating the result would fetch row by row.
-    return [dict(row) for row in conn.execute(stmt).mappings().all()]
+    result = conn.execute(stmt)
+    keys = tuple(result.keys())
+    if len(set(keys)) != len(keys):
+        # Two columns of one name: the mappings refuse the ambiguous key, as they should.
+        return [dict(row) for row in result.mappings().all()]
+    # A dict from the keys zipped with the row, in C: several times cheaper per row than
+    # dict() of a RowMapping, which looks every key up through SQLAlchemy's mapping. all()
+    # fetches in one call; iterating the result would fetch row by row.
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
 
 def count_statement(query: Any) -> Select[Any]:

@@ -88,7 +88,8 @@ def _workload_section(sizes: Sizes) -> list[str]:
         "",
         (
             "Table `bench_item(id pk autoincrement, name varchar(100), value int, score float, "
-            f"created_at timestamp)`, {sizes.bulk_rows:,} rows for W3-W6; W7 reads "
+            "created_at timestamp)` (`timestamptz` on PostgreSQL, `DATETIME(6)` on MariaDB), "
+            f"{sizes.bulk_rows:,} rows for W3-W6; W7 reads "
             f"`bench_stream`, the same shape with {sizes.stream_rows:,} rows, in batches of "
             f"{sizes.stream_batch:,}. W5 is `value < 500 ORDER BY id LIMIT {sizes.page_size} "
             "OFFSET <random>`."
@@ -171,7 +172,15 @@ _METHOD = """## Method
 - activerecord keeps all its work on: every written row is validated, every datetime read comes
   back timezone-aware (UTC), every loaded record keeps the snapshot its dirty tracking compares to.
 - activerecord only has timezone-aware datetime fields, so its input rows carry UTC-aware
-  timestamps (converted before the timing); the columns are the same naive timestamps.
+  timestamps (converted before the timing). The columns are the same for every contender:
+  `timestamptz` on PostgreSQL (the type for an instant there, which activerecord's own tables
+  use; the drivers return it aware), naive `TIMESTAMP` text on SQLite and `DATETIME(6)` on
+  MariaDB, which activerecord converts to aware UTC values on every read.
+- W2 is a bulk load that wants no objects back: Core's `conn.execute(insert(t), rows)`, the ORM's
+  bulk `session.execute(insert(Item), rows)`, Peewee's `insert_many`, Tortoise's `bulk_create`,
+  and activerecord's `Model.bulk_insert(rows)`, which validates every row as `save()` would and
+  returns the count, no records and no keys, as Core does. (`insert_many`, which returns the
+  records with their new keys, sends `INSERT ... RETURNING` and is not what W2 measures.)
 - Every result is checked (ids returned, rows fetched, pages filled, rows streamed), so a
   contender cannot win by doing less; `gc.collect()` runs before each workload, untimed.
 - W7 memory, two views. *Heap*: on an extra untimed pass, tracemalloc's peak of the Python
