@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from . import _aiosqlite
 from ._config import NodeConfig
 
 
@@ -86,7 +87,10 @@ class NodeEngines:
             with self._lock:
                 if self._async is None:
                     self._keep_memory_db()
-                    engine = create_async_engine(self.node.async_url, **self.node.engine_options)
+                    options = dict(self.node.engine_options)
+                    if self.node.async_url.get_driver_name() == "aiosqlite":
+                        options["module"] = _aiosqlite.dbapi()  # one thread trip per statement
+                    engine = create_async_engine(self.node.async_url, **options)
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine.sync_engine)
                     self._async = engine

@@ -784,16 +784,18 @@ def _compile_loader(cls: type[ActiveRecord]) -> Any:
         cls._ar_fast_load = general  # type: ignore[attr-defined]
         return general
     names = cls._ar_names
-    targets = ", ".join(f"d[{name!r}]" for name in names)
+    # Attribute stores, not stores into ``obj.__dict__``: CPython keeps the values of a fresh
+    # instance inline and builds its dict only when something asks for ``__dict__``, one
+    # allocation (and one object for the garbage collector to track) fewer per record.
+    targets = ", ".join(f"obj.{name}" for name in names)
     source = (
         "def load(row):\n"
         f"    if len(row) != {len(names)}:\n"
         "        return general(row)\n"
         "    obj = new(cls)\n"
-        "    d = obj.__dict__\n"
         f"    {targets}, = row\n"
-        "    d['_ar_saved'] = row\n"
-        "    d['_ar_using'] = None\n"
+        "    obj._ar_saved = row\n"
+        "    obj._ar_using = None\n"
         "    return obj\n"
     )
     scope: dict[str, Any] = {"general": general, "new": object.__new__, "cls": cls}

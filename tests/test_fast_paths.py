@@ -81,3 +81,31 @@ async def test_sqlite_text_with_offset_is_read_as_written(db: IO) -> None:
         conn.execute(sa.text("UPDATE everything SET moment = '2024-05-01 12:00:00+02:00' WHERE id = :id"), {"id": e.id})
     got = (await db(Everything.find_by_id(e.id)).one()).moment
     assert got == dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.modes("async")
+async def test_async_sqlite_runs_each_statement_in_one_trip_to_the_driver_thread(
+    db: IO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiosqlite
+
+    trips: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: object, *args: object, **kwargs: object) -> object:
+        trips.append(getattr(fn, "__name__", "?"))
+        return await original(self, fn, *args, **kwargs)
+
+    author = await Author.acreate(name="ada", age=1)
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with Author.atransaction():
+        trips.clear()
+        assert (await Author.find_by_id(author.id).aone()).name == "ada"
+        assert trips == ["_run_on_thread"]  # execute, fetch and close in one call
+        trips.clear()
+        assert await Author.find().where(Author.age == 1).aupdate_all(age=2) == 1
+        assert await Author.abulk_insert([{"name": "bo"}, {"name": "cy"}]) == 2
+        assert trips == ["_run_on_thread", "_run_on_thread"]
+        with pytest.raises(sa.exc.IntegrityError):
+            await Author.acreate(id=author.id, name="dup")

@@ -1,0 +1,123 @@
+"""aiosqlite under SQLAlchemy with one trip to the driver's thread per statement.
+
+aiosqlite runs sqlite3 on a thread of its own, and every awaited call is a round trip there
+through a queue and the event loop (tens of µs each). SQLAlchemy's adapter cursor makes four per
+statement: open a cursor, execute, fetch the rows, close. The cursor here makes one, running the
+whole sqlite3 cursor lifecycle on that thread and keeping the rows, as SQLAlchemy's buffered
+cursor does. Everything else (the connection, commit and rollback, the server-side cursor used
+for streaming) is SQLAlchemy's adapter unchanged.
+
+It reaches SQLAlchemy as an alternative DBAPI module: ``create_async_engine(url, module=dbapi())``.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+_Outcome = tuple[Any, int, Any, list[Any] | None]
+
+
+def _run_on_thread(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        # rowcount after the fetch: for DML with RETURNING sqlite3 counts rows as they are read.
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose execute is one call on aiosqlite's thread."""
+
+    __slots__ = ("_outcome", "_size")
+
+    def __init__(self, adapt_connection: Any) -> None:
+        # No driver cursor is opened here (SQLAlchemy's opens one, a round trip of its own).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._outcome: _Outcome = (None, -1, None, None)
+        self._size = 1
+
+    @property
+    def description(self) -> Any:
+        return self._outcome[0]
+
+    @property
+    def rowcount(self) -> int:
+        return self._outcome[1]
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._outcome[2]
+
+    @property
+    def arraysize(self) -> int:
+        return self._size
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._size = value
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            await_(self._run(operation, parameters, False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        try:
+            await_(self._run(operation, seq_of_parameters, True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+        driver: Any = self._connection
+        async with self._adapt_connection._execute_mutex:
+            outcome: _Outcome = await driver._execute(_run_on_thread, driver._conn, operation, parameters, many)
+        self._outcome = outcome
+        rows = outcome[3]
+        self._rows = collections.deque(rows) if rows else collections.deque()
+
+    async def _async_soft_close(self) -> None:
+        return  # the driver cursor is closed already, on its thread
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _Cursor
+
+
+class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        adapted = super().connect(*arg, **kw)
+        return _Connection(self, adapted._connection)
+
+
+def dbapi() -> Any:
+    """The DBAPI module to give ``create_async_engine(module=...)`` for ``sqlite+aiosqlite``."""
+    return _DBAPI(aiosqlite, sqlite3)
