@@ -224,42 +224,39 @@ marks its contenders as not measured and the run goes on.
 
 _LIMITS = """## What limits activerecord where a target is missed
 
-Profiled with cProfile on the workloads' own calls (SQLite file, PostgreSQL, MariaDB):
+Profiled with cProfile on the workloads' own calls; the targets table above says which are met
+in this run. Ratios near a target (1.1x for W2, 0.8x for MariaDB's W4) move across it from run to
+run with the machine's load: the min-max columns show the spread.
 
-- **W2 bulk insert, W1 single insert.** Core is handed plain dicts; activerecord builds a record
-  per row (it returns them, with their new keys), validates every field (type, length, null,
-  choices) and keeps each record's snapshot for dirty tracking. Validation is now a type lookup
-  per field instead of a call, records are built by one dict update, and snapshots and insert
-  values come from one `itemgetter` call, but this per-row work remains, while the statements
-  sent are the same (on SQLite: multi-row `INSERT ... RETURNING`, see below).
-- **W2 against the other ORMs.** SQLAlchemy ORM's bulk INSERT (`session.execute(insert(Item),
-  rows)`) and Peewee's `insert_many` build no instances, validate nothing and return no keys;
-  activerecord's `insert_many` returns the validated records with their keys.
-- **Async, against Tortoise ORM.** activerecord's async mode runs each operation through
-  SQLAlchemy's async engine (`AsyncConnection.run_sync`: one greenlet hop per operation, the
-  driver adapter per statement), so its floor is SQLAlchemy async Core's cost per statement;
-  Tortoise talks to the driver directly, which is cheaper per statement on aiosqlite.
-- **W3o fetch as objects.** Core's contender returns driver rows; activerecord builds a record
-  per row (a generated loader: one tuple unpacking into the instance dict) and converts each
-  datetime to an aware one. On SQLite the stored text is parsed with its UTC offset in one C
-  call; from drivers that return naive datetimes (psycopg on `timestamp`, PyMySQL, asyncmy,
-  asyncpg) `replace(tzinfo=UTC)` costs about 1 µs per value, the largest single item left.
-  (The benchmark's PostgreSQL column is a plain `timestamp`, shared by all contenders; the
-  `timestamptz` that activerecord's own tables use comes back aware from the driver, and
-  activerecord then installs no result processing for it at all.)
-  Against the async baselines the same per-row cost is a larger share, because asyncpg and
-  asyncmy decode rows in compiled code.
+- **W3o fetch as objects, async (target 1.2x).** A record per row costs about 0.3 µs here (a
+  generated loader: one object, its field values stored inline, the row kept as the snapshot that
+  dirty tracking compares to), and making a datetime aware costs about 0.1 µs more where the
+  column has no zone (SQLite's text, MariaDB's `DATETIME`). SQLAlchemy async Core hands over a row
+  in 1.1-1.5 µs, so the record alone is 20-30% on top: the sync target (1.5x) allows for it, the
+  async one does not. The garbage collector also sees one more tracked object per row.
+- **W3o on SQLite, sync (target 1.5x).** Core's SQLite datetime parsing is compiled; activerecord
+  parses the stored text with its UTC offset in one C call, but from a Python function per value.
+- **Async single statements against Tortoise ORM (W1; MariaDB W3d).** activerecord's async mode
+  runs through SQLAlchemy's async engine (`AsyncConnection.run_sync` and SQLAlchemy's driver
+  adapter), so its cost per statement is SQLAlchemy async Core's: twice the raw driver's time for
+  an insert on asyncpg and asyncmy. Tortoise calls the driver directly. On SQLite activerecord
+  gives the async engine a cursor that makes one trip to aiosqlite's thread per statement instead
+  of the stock adapter's four, which is what puts its async W4-W6 ahead of Tortoise there.
+  Tortoise's W3d on MariaDB takes dict rows straight from asyncmy's compiled decoder.
+- **W2 bulk insert** sends the same executemany as Core; each row is validated first (about
+  0.5 µs: a generated check per model, defaults and timestamps filled in). On SQLite that is
+  paid back by writing datetimes faster than SQLAlchemy's own SQLite processor.
 - **W7 stream time** is not a target (its memory is): it carries the same per-row record
   building as W3o.
 
-What was changed to get here: `find_by_id()` keeps its key instead of building a WHERE, and its
-terminals (`one`, `one_or_none`, `first`, `all`, `update_all`) run a statement prebuilt per
-model with a bound parameter, whose compiled form and cache key SQLAlchemy computes once; the
-INSERT of each table is built once; routing checks skip their scope scan when no scope is open;
-`insert_many` on SQLite sends multi-row `INSERT ... RETURNING` statements instead of one
-statement per row (SQLAlchemy does that only where the backend orders RETURNING; SQLite numbers
-new rowids consecutively in VALUES order under the write lock, which activerecord checks, and it
-refuses the insert when the keys are not consecutive).
+What was changed to get here: `find_by_id()` keeps its key and its terminals run a statement
+prebuilt per model; the INSERT of each table is built once; routing checks skip their scope scan
+when no scope is open; `bulk_insert()` validates rows without building records and sends no
+RETURNING; field checks are generated per model; naive datetimes become aware through
+`datetime.combine` (a third of `replace(tzinfo=...)`); `values()` builds dicts by zipping the
+result keys with each row; SQLite's BEGIN comes from the dialect's `do_begin` instead of a
+connection event, so SQLAlchemy dispatches no execute events; async SQLite makes one thread trip
+per statement.
 """
 
 
