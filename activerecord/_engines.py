@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from . import _aiosqlite
+from . import _aiosqlite, _mysql
 from ._config import NodeConfig
 
 
@@ -39,6 +39,18 @@ def _emit_begin(dbapi_connection: Any) -> None:
         cursor.execute("BEGIN")
     finally:
         cursor.close()
+
+
+def _engine_options(node: NodeConfig, url: URL) -> tuple[dict[str, Any], bool]:
+    """The options of an engine for ``url``, with the driver settings of `_mysql` and
+    `_aiosqlite`; and whether its connections read DATETIME as aware UTC values."""
+    driver = url.get_driver_name()
+    if node.backend == "mysql":
+        return _mysql.engine_options(node.engine_options, driver)
+    options = dict(node.engine_options)
+    if driver == "aiosqlite":
+        options["module"] = _aiosqlite.dbapi()  # one thread trip per statement
+    return options, False
 
 
 class NodeEngines:
@@ -70,7 +82,10 @@ class NodeEngines:
             with self._lock:
                 if self._sync is None:
                     self._keep_memory_db()
-                    engine = create_engine(self.node.sync_url, **self.node.engine_options)
+                    options, utc_datetimes = _engine_options(self.node, self.node.sync_url)
+                    engine = create_engine(self.node.sync_url, **options)
+                    if utc_datetimes:
+                        setattr(engine.dialect, _mysql.MARK, True)
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine)
                     self._sync = engine
@@ -87,10 +102,10 @@ class NodeEngines:
             with self._lock:
                 if self._async is None:
                     self._keep_memory_db()
-                    options = dict(self.node.engine_options)
-                    if self.node.async_url.get_driver_name() == "aiosqlite":
-                        options["module"] = _aiosqlite.dbapi()  # one thread trip per statement
+                    options, utc_datetimes = _engine_options(self.node, self.node.async_url)
                     engine = create_async_engine(self.node.async_url, **options)
+                    if utc_datetimes:
+                        setattr(engine.sync_engine.dialect, _mysql.MARK, True)
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine.sync_engine)
                     self._async = engine

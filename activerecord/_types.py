@@ -15,6 +15,8 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect, processors
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from . import _mysql
+
 #: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
 _TIMESTAMPTZ_OID = 1184
 
@@ -89,6 +91,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         inner = self.impl_instance.result_processor(dialect, coltype)
         if dialect.name == "postgresql" and coltype == _TIMESTAMPTZ_OID and inner is None:
             return None  # the driver returns timestamptz values aware: nothing to do per value
+        if coltype == _mysql.DATETIME and inner is None and getattr(dialect, _mysql.MARK, False):
+            return None  # the driver decodes DATETIME to aware UTC values (see `_mysql`)
         utc = UTC
         parse = datetime.fromisoformat
         combine = datetime.combine

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ConnectionManager
+from activerecord import ActiveRecord, ConnectionManager
 from activerecord.errors import QueryError, ValidationError
 from tests.dual import IO
 from tests.models import Author, Everything
@@ -72,6 +72,25 @@ async def test_datetimes_come_back_aware_utc(db: IO) -> None:
     whole = dt.datetime(2024, 5, 1, 0, 0, tzinfo=dt.UTC)  # no microseconds in the stored text
     e2 = await db(Everything).create(moment=whole, label="b")
     assert (await db(Everything.find_by_id(e2.id)).one()).moment == whole
+
+
+@pytest.mark.backends("mysql")  # the driver decodes DATETIME to aware UTC values itself
+async def test_mysql_datetime_is_read_as_utc_by_the_driver(db: IO) -> None:
+    moment = dt.datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=dt.UTC)
+    e = await db(Everything).create(moment=moment)
+    values = await db(Everything.find_by_id(e.id)).values(Everything.moment)
+    assert values == [{"moment": moment}]
+    raw = await db(ActiveRecord).execute_raw(
+        "SELECT moment, CAST('2024-01-02 03:04:05.5' AS DATETIME(3)) AS short,"
+        " CAST('0000-00-00 00:00:00' AS DATETIME) AS zero, CAST('2024-01-02' AS DATE) AS day"
+        " FROM everything WHERE id = :id",
+        {"id": e.id},
+    )
+    row = raw.rows[0]
+    assert row["moment"] == moment and row["moment"].tzinfo is dt.UTC  # raw SQL reads UTC too
+    assert row["short"] == dt.datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=dt.UTC)
+    assert row["zero"] == "0000-00-00 00:00:00"  # what Python cannot hold stays text, as before
+    assert row["day"] == dt.date(2024, 1, 2)
 
 
 @pytest.mark.backends("sqlite")  # SQLite stores datetimes as text
