@@ -41,16 +41,16 @@ def _emit_begin(dbapi_connection: Any) -> None:
         cursor.close()
 
 
-def _engine_options(node: NodeConfig, url: URL) -> tuple[dict[str, Any], bool]:
+def _engine_options(node: NodeConfig, url: URL) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The options of an engine for ``url``, with the driver settings of `_mysql` and
-    `_aiosqlite`; and whether its connections read DATETIME as aware UTC values."""
+    `_aiosqlite`; and the marks to set on its dialect (see `_mysql`)."""
     driver = url.get_driver_name()
     if node.backend == "mysql":
         return _mysql.engine_options(node.engine_options, driver)
     options = dict(node.engine_options)
     if driver == "aiosqlite":
         options["module"] = _aiosqlite.dbapi()  # one thread trip per statement
-    return options, False
+    return options, ()
 
 
 class NodeEngines:
@@ -82,10 +82,10 @@ class NodeEngines:
             with self._lock:
                 if self._sync is None:
                     self._keep_memory_db()
-                    options, utc_datetimes = _engine_options(self.node, self.node.sync_url)
+                    options, marks = _engine_options(self.node, self.node.sync_url)
                     engine = create_engine(self.node.sync_url, **options)
-                    if utc_datetimes:
-                        setattr(engine.dialect, _mysql.MARK, True)
+                    for mark in marks:
+                        setattr(engine.dialect, mark, True)
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine)
                     self._sync = engine
@@ -102,10 +102,10 @@ class NodeEngines:
             with self._lock:
                 if self._async is None:
                     self._keep_memory_db()
-                    options, utc_datetimes = _engine_options(self.node, self.node.async_url)
+                    options, marks = _engine_options(self.node, self.node.async_url)
                     engine = create_async_engine(self.node.async_url, **options)
-                    if utc_datetimes:
-                        setattr(engine.sync_engine.dialect, _mysql.MARK, True)
+                    for mark in marks:
+                        setattr(engine.sync_engine.dialect, mark, True)
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine.sync_engine)
                     self._async = engine

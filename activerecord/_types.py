@@ -47,6 +47,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         inner = self.impl_instance.bind_processor(dialect)
         if dialect.name == "postgresql":
             return inner  # timestamptz takes aware values as they are
+        if inner is None and getattr(dialect, _mysql.WRITES_UTC, False):
+            return None  # the driver writes aware values as UTC text (see `_mysql`)
         utc = UTC
         combine = datetime.combine
         if dialect.name == "sqlite" and inner is not None:
@@ -91,7 +93,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         inner = self.impl_instance.result_processor(dialect, coltype)
         if dialect.name == "postgresql" and coltype == _TIMESTAMPTZ_OID and inner is None:
             return None  # the driver returns timestamptz values aware: nothing to do per value
-        if coltype == _mysql.DATETIME and inner is None and getattr(dialect, _mysql.MARK, False):
+        if coltype == _mysql.DATETIME and inner is None and getattr(dialect, _mysql.READS_UTC, False):
             return None  # the driver decodes DATETIME to aware UTC values (see `_mysql`)
         utc = UTC
         parse = datetime.fromisoformat

@@ -91,6 +91,10 @@ async def test_mysql_datetime_is_read_as_utc_by_the_driver(db: IO) -> None:
     assert row["short"] == dt.datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=dt.UTC)
     assert row["zero"] == "0000-00-00 00:00:00"  # what Python cannot hold stays text, as before
     assert row["day"] == dt.date(2024, 1, 2)
+    later = dt.datetime(2024, 5, 1, 16, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    await db(ActiveRecord).execute_raw("UPDATE everything SET moment = :m WHERE id = :id", {"m": later, "id": e.id})
+    stored = await db(ActiveRecord).execute_raw("SELECT CAST(moment AS CHAR) AS t FROM everything")
+    assert stored.rows == [{"t": "2024-05-01 14:00:00.000000"}]  # an aware parameter is written in UTC
 
 
 @pytest.mark.backends("sqlite")  # SQLite stores datetimes as text
