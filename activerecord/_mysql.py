@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from ._utc import naive_to_utc, utc_text
 
 #: MySQL's type code of a DATETIME column in a result, as the drivers report it.
 DATETIME = 12
@@ -29,8 +31,6 @@ _parse = datetime.fromisoformat
 
 
 def _decoder(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    combine = datetime.combine
-
     def utc_datetime(text: Any) -> Any:
         if text.__class__ is not str:
             text = text.decode("ascii")
@@ -40,29 +40,15 @@ def _decoder(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
             # What Python's parser refuses (zero dates such as '0000-00-00 00:00:00') gets
             # the driver's own treatment: such values come back as text, as they always did.
             value = fallback(text)
-            return combine(value.date(), value.time(), UTC) if isinstance(value, datetime) else value
+            return naive_to_utc(value) if isinstance(value, datetime) else value
 
     return utc_datetime
-
-
-_LITERAL = "'%04d-%02d-%02d %02d:%02d:%02d.%06d'"
 
 
 def _encode_datetime(value: datetime, mapping: Any = None) -> str:
     # The literal PyMySQL's own encoder writes, but in UTC for an aware value (PyMySQL would
     # write its wall-clock time and drop the zone).
-    zone = value.tzinfo
-    if zone is not None and zone is not UTC:
-        value = value.astimezone(UTC)
-    return _LITERAL % (
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
+    return "'" + utc_text(value) + "'"
 
 
 def _conversions(driver: str) -> dict[Any, Any] | None:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect, processors
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from . import _mysql
+from ._utc import naive_to_utc, utc_text
 
 #: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
 _TIMESTAMPTZ_OID = 1184
@@ -53,26 +54,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         combine = datetime.combine
         if dialect.name == "sqlite" and inner is not None:
             dt = datetime
-            text = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
             def process_sqlite(value: Any) -> Any:
-                # The text SQLAlchemy's SQLite DATETIME writes, "YYYY-MM-DD HH:MM:SS.ffffff" in
-                # UTC, formatted from a tuple: its processor builds a dict of the seven fields
-                # per value, which costs twice as much. Anything else goes to that processor.
-                if value.__class__ is dt:
-                    zone = value.tzinfo
-                    if zone is not None and zone is not utc:
-                        value = value.astimezone(utc)
-                    return text % (
-                        value.year,
-                        value.month,
-                        value.day,
-                        value.hour,
-                        value.minute,
-                        value.second,
-                        value.microsecond,
-                    )
-                return inner(value)
+                # The text SQLAlchemy's SQLite DATETIME writes, in UTC, at half the cost of its
+                # processor; anything but a datetime goes to that processor.
+                return utc_text(value) if value.__class__ is dt else inner(value)
 
             return process_sqlite
 
@@ -81,7 +67,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 # An aware value in UTC only drops its zone; any other is converted first.
                 if value.tzinfo is not utc:
                     value = value.astimezone(utc)
-                value = combine(value.date(), value.time())  # (see `_naive_to_utc`)
+                value = combine(value.date(), value.time())  # (see `naive_to_utc`)
             return value if inner is None else inner(value)
 
         return process
@@ -108,7 +94,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                     value = parse(value)
                 if value.tzinfo is not None:
                     return value  # type: ignore[no-any-return]
-                return combine(value.date(), value.time(), utc)  # (see `_naive_to_utc`)
+                return combine(value.date(), value.time(), utc)  # (see `naive_to_utc`)
 
         else:
 
@@ -144,18 +130,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):  # SQLite through some paths (raw text) returns ISO strings.
             value = datetime.fromisoformat(value)
         if value.tzinfo is None:
-            value = _naive_to_utc(value)
+            value = naive_to_utc(value)
         return value  # type: ignore[no-any-return]
-
-
-def _naive_to_utc(value: datetime) -> datetime:
-    """``value.replace(tzinfo=UTC)``, the same value at a third of the cost.
-
-    ``replace`` parses keyword arguments (about 0.5 µs on CPython 3.11); ``combine`` of the date
-    and time takes positional ones. It runs for every datetime read from a backend without a
-    zone in its type, so the result processors inline it.
-    """
-    return datetime.combine(value.date(), value.time(), UTC)
 
 
 def json_type() -> TypeEngine[Any]:
