@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from activerecord import ActiveRecord, ConnectionManager
 from activerecord.errors import QueryError, ValidationError
+from tests.backends import BackendDatabases
 from tests.dual import IO
 from tests.models import Author, Everything
 
@@ -95,6 +96,26 @@ async def test_mysql_datetime_is_read_as_utc_by_the_driver(db: IO) -> None:
     await db(ActiveRecord).execute_raw("UPDATE everything SET moment = :m WHERE id = :id", {"m": later, "id": e.id})
     stored = await db(ActiveRecord).execute_raw("SELECT CAST(moment AS CHAR) AS t FROM everything")
     assert stored.rows == [{"t": "2024-05-01 14:00:00.000000"}]  # an aware parameter is written in UTC
+
+
+@pytest.mark.backends("mysql")
+async def test_mysql_own_driver_conv_still_gives_aware_fields(db: IO, backend_dbs: BackendDatabases) -> None:
+    import importlib
+
+    driver = "asyncmy" if db.is_async else "pymysql"
+    conv = dict(importlib.import_module(f"{driver}.converters").conversions)  # the driver's own
+    ConnectionManager.configure({"own_conv": {**backend_dbs.config("default"), "connect_args": {"conv": conv}}})
+    try:
+        moment = dt.datetime(2024, 5, 1, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+        e = await db(Everything).create(moment=moment, using="own_conv")
+        got = await db(Everything.find_by_id(e.id).using("own_conv")).one()
+        assert got.moment == moment and got.moment.tzinfo is dt.UTC
+        assert (await db(Everything.find_by_id(e.id)).one()).moment == moment  # same row, default driver setup
+    finally:
+        if db.is_async:
+            await ConnectionManager.aremove("own_conv")
+        else:
+            ConnectionManager.remove("own_conv")
 
 
 @pytest.mark.backends("sqlite")  # SQLite stores datetimes as text
