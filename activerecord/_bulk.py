@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._fields import field_errors, utcnow
+from ._fields import check_source, field_errors, utcnow
 from .errors import ValidationError
 
 
@@ -26,38 +26,14 @@ def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:
     if model._ar_checks:
         return _record_values(model, rows)
     names = model.__fields__.keys()
-    blank = model._ar_blank
-    defaulted = model._ar_defaulted
-    checks = model._ar_fast_checks
-    all_valid = model._ar_all_valid
-    auto_now = model._ar_auto_now
-    # One instant for the whole batch: the rows are written by one statement.
-    stamps = [(name, name in auto_now) for name in model._ar_auto_add]
-    now = utcnow() if stamps else None
-    dropped = (model._ar_pk, *model._ar_server_defaults)  # left to the database when None
+    build = model.__dict__.get("_ar_bulk_build") or _compile_builder(model)
+    now = utcnow() if model._ar_auto_add else None  # one instant for the whole batch
     out: list[dict[str, Any]] = []
     errors: dict[str, list[str]] = {}
     for i, row in enumerate(rows):
         if not ((row.__class__ is dict or isinstance(row, Mapping)) and row.keys() <= names):
             return _record_values(model, rows)
-        d = blank.copy()
-        d.update(row)
-        for name, field in defaulted:
-            if name not in row:
-                d[name] = field.initial()
-        for name, always in stamps:
-            if always or d[name] is None:
-                d[name] = now
-        if not all_valid(d):
-            problems = field_errors(checks, d)
-            if problems:
-                for name, messages in problems.items():
-                    errors[f"rows[{i}].{name}"] = messages
-                continue
-        for name in dropped:
-            if d[name] is None:
-                del d[name]
-        out.append(d)
+        build(i, row, now, out, errors)
     if errors:
         raise ValidationError(model.__name__, errors)
     pk = model._ar_pk
@@ -65,6 +41,45 @@ def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:
     if keyed and keyed != len(out):
         raise ValidationError(model.__name__, {pk: ["give it for every row or for none"]})
     return out
+
+
+def _compile_builder(model: Any) -> Any:
+    """Generate (once per model) ``build(i, row, now, out, errors)``: the values of one row as a
+    record would insert them, appended to ``out``, or its messages added to ``errors``.
+
+    It is the same work a record does on insert, unrolled for the model's fields: every field
+    (missing ones None), defaults for the fields not given, ``auto_now`` / ``auto_now_add``
+    stamps, the checks decided inline where `field_errors` would decide them by its shortcuts
+    (anything else is handed to it), and the primary key and server-default columns left to the
+    database when None.
+    """
+    scope: dict[str, Any] = {"blank": model._ar_blank, "field_errors": field_errors, "checks": model._ar_fast_checks}
+    head = ["def build(i, row, now, out, errors):", "    d = {**blank, **row}"]
+    for k, (name, field) in enumerate(model._ar_defaulted):
+        scope[f"initial{k}"] = field.initial
+        head.append(f"    if {name!r} not in row: d[{name!r}] = initial{k}()")
+    for name in model._ar_auto_add:
+        always = name in model._ar_auto_now
+        head.append(f"    d[{name!r}] = now" if always else f"    if d[{name!r}] is None: d[{name!r}] = now")
+    tail = [f"    if d[{name!r}] is None: del d[{name!r}]" for name in (model._ar_pk, *model._ar_server_defaults)]
+    tail.append("    out.append(d)")
+    source = [
+        *head,
+        *check_source(model._ar_fast_checks, scope, "return checked(i, d, out, errors)"),
+        *tail,
+        "",
+        "def checked(i, d, out, errors):",
+        "    problems = field_errors(checks, d)",
+        "    if problems:",
+        "        for name, messages in problems.items():",
+        "            errors[f'rows[{i}].{name}'] = messages",
+        "        return",
+        *tail,
+    ]
+    exec(compile("\n".join(source) + "\n", f"<activerecord bulk values of {model.__name__}>", "exec"), scope)
+    build = scope["build"]
+    model._ar_bulk_build = build
+    return build
 
 
 def _record_values(model: Any, rows: list[Any]) -> list[dict[str, Any]]:

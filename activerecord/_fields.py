@@ -357,22 +357,17 @@ def field_errors(checks: Sequence[FastCheck], values: Mapping[str, Any]) -> dict
     return errors
 
 
-def compile_all_valid(checks: Sequence[FastCheck], label: str) -> Callable[[Mapping[str, Any]], bool]:
-    """A predicate, generated for one model's fields: True when `field_errors` would find nothing
-    in the values by its shortcuts alone (a plain type, within the length limit, aware).
-
-    Validation runs for every row written; the generated code tests each field inline, with no
-    loop over the checks. False only means "ask `field_errors`", which decides (a subclass of
-    ``str`` or a value for a field with choices is valid, but not plainly so).
-    """
-    lines = ["def all_valid(d):"]
-    scope: dict[str, Any] = {}
+def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str, indent: str = "    ") -> list[str]:
+    """Lines of Python that test each field of the dict ``d`` inline and run ``fail`` at the first
+    value `field_errors` would not pass by its shortcuts alone; the objects they name go into
+    ``scope``. Used by generated validation code (`compile_all_valid`, `_bulk`)."""
+    lines = []
     for k, (name, plain, max_length, aware, none_ok, field) in enumerate(checks):
-        lines.append(f"    v = d[{name!r}]")
+        lines.append(f"{indent}v = d[{name!r}]")
+        guard = "v is not None and " if none_ok else ""
         if not plain:
             scope[f"f{k}"] = field
-            test = f"f{k}.check(v)"
-            lines.append(f"    if {'v is not None and ' if none_ok else ''}{test}: return False")
+            lines.append(f"{indent}if {guard}f{k}.check(v): {fail}")
             continue
         if len(plain) == 1:
             scope[f"t{k}"] = next(iter(plain))
@@ -384,8 +379,20 @@ def compile_all_valid(checks: Sequence[FastCheck], label: str) -> Callable[[Mapp
             fine.append(f"len(v) <= {max_length:d}")
         if aware:
             fine.append("v.tzinfo is not None")
-        lines.append(f"    if {'v is not None and ' if none_ok else ''}not ({' and '.join(fine)}): return False")
-    lines.append("    return True")
+        lines.append(f"{indent}if {guard}not ({' and '.join(fine)}): {fail}")
+    return lines
+
+
+def compile_all_valid(checks: Sequence[FastCheck], label: str) -> Callable[[Mapping[str, Any]], bool]:
+    """A predicate, generated for one model's fields: True when `field_errors` would find nothing
+    in the values by its shortcuts alone (a plain type, within the length limit, aware).
+
+    Validation runs for every row written; the generated code tests each field inline, with no
+    loop over the checks. False only means "ask `field_errors`", which decides (a subclass of
+    ``str`` or a value for a field with choices is valid, but not plainly so).
+    """
+    scope: dict[str, Any] = {}
+    lines = ["def all_valid(d):", *check_source(checks, scope, "return False"), "    return True"]
     exec(compile("\n".join(lines) + "\n", f"<activerecord checks of {label}>", "exec"), scope)
     all_valid: Callable[[Mapping[str, Any]], bool] = scope["all_valid"]
     return all_valid
