@@ -97,8 +97,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         async with self._adapt_connection._execute_mutex:
             outcome: _Outcome = await driver._execute(_run_on_thread, driver._conn, operation, parameters, many)
         self._outcome = outcome
-        rows = outcome[3]
-        self._rows = collections.deque(rows) if rows else collections.deque()
+        self._rows = collections.deque(outcome[3] or ())
 
     async def _async_soft_close(self) -> None:
         return  # the driver cursor is closed already, on its thread

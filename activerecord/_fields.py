@@ -357,17 +357,17 @@ def field_errors(checks: Sequence[FastCheck], values: Mapping[str, Any]) -> dict
     return errors
 
 
-def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str, indent: str = "    ") -> list[str]:
+def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str) -> list[str]:
     """Lines of Python that test each field of the dict ``d`` inline and run ``fail`` at the first
     value `field_errors` would not pass by its shortcuts alone; the objects they name go into
     ``scope``. Used by generated validation code (`compile_all_valid`, `_bulk`)."""
     lines = []
     for k, (name, plain, max_length, aware, none_ok, field) in enumerate(checks):
-        lines.append(f"{indent}v = d[{name!r}]")
+        lines.append(f"    v = d[{name!r}]")
         guard = "v is not None and " if none_ok else ""
         if not plain:
             scope[f"f{k}"] = field
-            lines.append(f"{indent}if {guard}f{k}.check(v): {fail}")
+            lines.append(f"    if {guard}f{k}.check(v): {fail}")
             continue
         if len(plain) == 1:
             scope[f"t{k}"] = next(iter(plain))
@@ -379,7 +379,7 @@ def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str, 
             fine.append(f"len(v) <= {max_length:d}")
         if aware:
             fine.append("v.tzinfo is not None")
-        lines.append(f"{indent}if {guard}not ({' and '.join(fine)}): {fail}")
+        lines.append(f"    if {guard}not ({' and '.join(fine)}): {fail}")
     return lines
 
 
