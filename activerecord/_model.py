@@ -74,6 +74,10 @@ class ModelMeta(type):
 
     def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> ModelMeta:
         own_fields = {k: v for k, v in namespace.items() if isinstance(v, Field)}
+        # Field names are kept out of the class namespace (`__getattr__` below answers them):
+        # a class attribute of the same name keeps CPython from specializing the loads and
+        # stores of the instance attribute, which then cost two to three times as much.
+        namespace = {k: v for k, v in namespace.items() if k not in own_fields}
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         if not any(isinstance(base, ModelMeta) for base in bases):
             return cls  # ActiveRecord itself
@@ -90,6 +94,22 @@ class ModelMeta(type):
         _build_table(cls, name, namespace, fields)  # type: ignore[arg-type]
         _features.setup(cls)
         return cls
+
+    def __getattr__(cls, name: str) -> Any:
+        """``Model.field``: the field's table column (of an abstract model: the declared field).
+
+        >>> User.find().where(User.age >= 18)
+        """
+        # Reached only when normal lookup fails. Only the class's own __dict__ is read here, so
+        # nothing recurses while the class is still being built.
+        own = cls.__dict__
+        table = own.get("__table__")
+        if table is not None:
+            if name in own["__fields__"]:
+                return table.c[name]
+        elif name in own.get("_ar_declared", ()):
+            return own["_ar_declared"][name]
+        raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
 
 def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], declared: dict[str, Field]) -> None:
@@ -151,8 +171,6 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     cls._ar_by_pk = select(table).where(pk_col == bindparam("_ar_pk"))
     cls._ar_update_pk = table.update().where(pk_col == bindparam("_ar_pk"))
     cls._ar_delete_pk = table.delete().where(pk_col == bindparam("_ar_pk"))
-    for fname in fields:
-        setattr(cls, fname, table.c[fname])
     _registry.register(connection, cls)
 
 
@@ -229,7 +247,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     # -- loading ------------------------------------------------------------------------------
 
     @classmethod
-    def _ar_load(cls: type[Self], row: Row[Any]) -> Self:
+    def _ar_load(cls: type[Self], row: Sequence[Any]) -> Self:
         """A record from a row of the model's columns (in declaration order)."""
         fast = cls.__dict__.get("_ar_fast_load")
         if fast is None:
@@ -237,7 +255,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return fast(row)  # type: ignore[no-any-return]
 
     @classmethod
-    def _ar_load_general(cls: type[Self], row: Row[Any]) -> Self:
+    def _ar_load_general(cls: type[Self], row: Sequence[Any]) -> Self:
         obj = cls.__new__(cls)
         d = obj.__dict__
         d.update(zip(cls._ar_names, row, strict=False))
@@ -259,12 +277,21 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         if using is None:
             return fast
 
-        def load(row: Row[Any]) -> Self:
+        def load(row: Sequence[Any]) -> Self:
             obj: Self = fast(row)
             obj.__dict__["_ar_using"] = using
             return obj
 
         return load
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The snapshot may be the driver's own row (asyncpg's Record does not pickle): a
+        # pickled or deep-copied record carries it as a tuple.
+        state = self.__dict__.copy()
+        saved = state.get("_ar_saved")
+        if saved is not None and type(saved) is not tuple:
+            state["_ar_saved"] = tuple(saved)
+        return state
 
     def _ar_snapshot(self) -> None:
         d = self.__dict__
@@ -775,9 +802,10 @@ def _compile_loader(cls: type[ActiveRecord]) -> Any:
 
     Loading runs once per row read, so it is generated for the model's columns: one tuple
     unpacking into the instance dict instead of a loop over the names. The row itself (an
-    immutable, indexable Core `Row` or tuple) is the snapshot dirty tracking compares to: no
-    copy, and one object fewer per record for the garbage collector to track. Rows of another
-    width (and models with JSON fields, whose snapshot is serialized) take ``_ar_load_general``.
+    immutable, indexable row: the driver's, a tuple or a Core `Row`) is the snapshot dirty
+    tracking compares to: no copy, and one object fewer per record for the garbage collector
+    to track. Rows of another width (and models with JSON fields, whose snapshot is
+    serialized) take ``_ar_load_general``.
     """
     general = cls._ar_load_general
     if cls._ar_json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -400,7 +401,7 @@ def _pluck(conn: Any, stmt: Select[Any], width: int) -> list[Any]:
     result = conn.execute(stmt)
     if width == 1:
         return list(result.scalars())
-    return [tuple(row) for row in result]
+    return [tuple(row) for row in _operations.plain_rows(result)]
 
 
 def _dicts(conn: Any, stmt: Select[Any]) -> list[dict[str, Any]]:
@@ -409,10 +410,23 @@ def _dicts(conn: Any, stmt: Select[Any]) -> list[dict[str, Any]]:
     if len(set(keys)) != len(keys):
         # Two columns of one name: the mappings refuse the ambiguous key, as they should.
         return [dict(row) for row in result.mappings().all()]
-    # A dict from the keys zipped with the row, in C: several times cheaper per row than
-    # dict() of a RowMapping, which looks every key up through SQLAlchemy's mapping. all()
-    # fetches in one call; iterating the result would fetch row by row.
-    return [dict(zip(keys, row, strict=True)) for row in result.all()]
+    return _dicts_builder(keys)(_operations.plain_rows(result))
+
+
+@lru_cache(maxsize=256)
+def _dicts_builder(keys: tuple[str, ...]) -> Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]]:
+    """The function that turns rows into dicts of ``keys``, generated once per set of keys.
+
+    A dict display with the keys as constants (``{'id': v0, 'name': v1}``) builds in one
+    opcode from the unpacked row: a quarter of the cost of ``dict(zip(keys, row))``, which
+    makes an iterator and a tuple per row, and a tenth of ``dict()`` of a `RowMapping`.
+    """
+    names = [f"v{i}" for i in range(len(keys))]
+    display = ", ".join(f"{key!r}: {name}" for key, name in zip(keys, names, strict=True))
+    source = f"def build(rows):\n    return [{{{display}}} for {', '.join(names)}, in rows]\n"
+    scope: dict[str, Any] = {}
+    exec(compile(source, "<activerecord dicts>", "exec"), scope)
+    return scope["build"]  # type: ignore[no-any-return]
 
 
 def count_statement(query: Any) -> Select[Any]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import decimal
+import logging
+import pickle
+import uuid
 
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ActiveRecord, ConnectionManager
+from activerecord import ActiveRecord, ConnectionManager, Field, IntegerField
 from activerecord.errors import QueryError, ValidationError
 from tests.backends import BackendDatabases
 from tests.dual import IO
@@ -63,6 +68,103 @@ async def test_loaded_records_track_changes(db: IO) -> None:
     assert loaded.changed_fields() == {"age": 37}
     await db(loaded).save()
     assert (await db(Author.find_by_id(a.id)).one()).age == 37
+
+
+async def _every_kind(db: IO) -> list[Everything]:
+    moment = dt.datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=dt.UTC)
+    return [
+        await db(Everything).create(
+            small=i,
+            big=2**40 + i,
+            label=f"l{i}",
+            body="b" * i,
+            flag=bool(i % 2),
+            ratio=i / 4,
+            price=decimal.Decimal(f"{i}.25"),
+            day=dt.date(2024, 1, 1 + i),
+            moment=moment + dt.timedelta(hours=i),
+            doc={"i": i, "xs": [1, 2]},
+            token=uuid.UUID(int=i + 1),
+        )
+        for i in range(3)
+    ]
+
+
+def _fields(record: ActiveRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in type(record).__fields__}
+
+
+async def test_records_read_in_bulk_hold_what_one_by_one_reads_hold(db: IO) -> None:
+    # all() and values() take the driver's rows (or tuples converted by SQLAlchemy's result
+    # processors) instead of Row objects; one() takes Rows: every kind of field must agree.
+    made = await _every_kind(db)
+    everything = sorted(await db(Everything.find()).all(), key=lambda e: e.id)
+    for record, original in zip(everything, made, strict=True):
+        single = await db(Everything.find_by_id(original.id)).one()
+        assert _fields(record) == _fields(single) == _fields(original)
+        # (asyncpg hands over its own UUID, a subclass of uuid.UUID, on every path alike)
+        assert all(isinstance(getattr(record, k), type(v)) for k, v in _fields(original).items())
+        assert record.changed_fields() == {}
+    dicts = sorted(await db(Everything.find()).values(), key=lambda d: d["id"])
+    assert dicts == [_fields(e) for e in made]
+    authors = [await db(Author).create(name=f"a{i}", age=i) for i in range(3)]
+    assert [_fields(a) for a in await db(Author.find().order_by(Author.id)).all()] == [_fields(a) for a in authors]
+
+
+async def test_values_take_any_label_and_pluck_gives_tuples(db: IO) -> None:
+    await db(Author).create(name="ada", age=36)
+    odd = {'it\'s "odd"\n': Author.age, "v0": Author.name, "with space": Author.id}
+    got = await db(Author.find()).values(Author.name, **odd)
+    assert [sorted(d) for d in got] == [sorted(["name", *odd])]
+    assert got[0]['it\'s "odd"\n'] == 36 and got[0]["v0"] == "ada" and got[0]["name"] == "ada"
+    assert await db(Author.find()).pluck(Author.name, Author.age) == [("ada", 36)]
+
+
+async def test_records_pickle_and_copy_with_their_change_tracking(db: IO) -> None:
+    await db(Author).create(name="ada", age=36)
+    loaded = (await db(Author.find()).all())[0]  # its snapshot may be the driver's own row
+    for clone in (pickle.loads(pickle.dumps(loaded)), copy.deepcopy(loaded), copy.copy(loaded)):
+        assert _fields(clone) == _fields(loaded) and clone.changed_fields() == {}
+        clone.age = 37
+        assert clone.changed_fields() == {"age": 37}
+    thawed = pickle.loads(pickle.dumps(loaded))
+    thawed.age = 40
+    await db(thawed).save()
+    assert (await db(Author.find_by_id(loaded.id)).one()).age == 40
+
+
+async def test_rows_logged_by_sql_echo_load_as_records(
+    db: IO, backend_dbs: BackendDatabases, caplog: pytest.LogCaptureFixture
+) -> None:
+    # echo="debug" logs every row, which SQLAlchemy does on Row objects: records still load.
+    await _every_kind(db)
+    ConnectionManager.configure({"echoing": {**backend_dbs.config("default"), "echo": "debug"}})
+    try:
+        with caplog.at_level(logging.DEBUG, logger="sqlalchemy.engine"):
+            echoed = await db(Everything.find().using("echoing").order_by(Everything.id)).all()
+            dicts = await db(Everything.find().using("echoing").order_by(Everything.id)).values()
+        assert any(r.getMessage().startswith("Row ") for r in caplog.records)
+        plain = await db(Everything.find().order_by(Everything.id)).all()
+        assert [_fields(e) for e in echoed] == [_fields(e) for e in plain] == dicts
+    finally:
+        if db.is_async:
+            await ConnectionManager.aremove("echoing")
+        else:
+            ConnectionManager.remove("echoing")
+
+
+def test_fields_are_columns_on_the_model_and_values_on_records() -> None:
+    assert Author.name is Author.__table__.c.name
+    assert "name" not in vars(Author)  # instance attributes stay on CPython's fast path
+    assert Author(name="ada").name == "ada"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        Author.nope  # noqa: B018
+
+    class _Stamped(ActiveRecord):
+        __abstract__ = True
+        rank: int = IntegerField(default=0)
+
+    assert isinstance(_Stamped.rank, Field)  # an abstract model has no table: its field
 
 
 async def test_datetimes_come_back_aware_utc(db: IO) -> None:
