@@ -1,7 +1,8 @@
 """Where every operation meets a connection: written once as sync code on a `Connection`.
 
 ``run`` calls the operation directly; ``arun`` runs the very same function through
-`AsyncConnection.run_sync`: one greenlet hop per operation, not one per statement. Inside a
+`AsyncConnection.run_sync`'s greenlet bridge (`_greenlets`): one greenlet hop per operation,
+not one per statement. Inside a
 transaction both use the pinned connection; outside one, each operation gets its own connection
 and commits (writes) or releases (reads) when it is done. Writes always go to the primary; a
 read goes to a replica when `_routing` says so, and to the primary when no replica can serve it.
@@ -18,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import _positions, _routing, _transaction
+from ._greenlets import run_sync
 from ._manager import ConnectionManager
 from ._replicas import CONNECT_ERRORS, Cluster, Replica, probe
 from .errors import TransactionError
@@ -49,7 +51,7 @@ def _note_write_in_transaction(name: str, cluster: Cluster, is_async: bool) -> N
 
         async def arecord() -> None:
             async with cluster.primary.async_.connect() as aconn:
-                _positions.record(name, await aconn.run_sync(_positions.primary_lsn))
+                _positions.record(name, await run_sync(aconn, _positions.primary_lsn))
 
         tx.on_commit(arecord)
     else:
@@ -144,19 +146,19 @@ async def arun(
     if aconn is not None:
         if writes and cluster.records_positions():
             _note_write_in_transaction(name, cluster, True)
-        return await aconn.run_sync(op, *args, **kwargs)
+        return await run_sync(aconn, op, *args, **kwargs)
     try:
         if write:
             async with cluster.primary.async_.connect() as aconn:
                 async with aconn.begin():
-                    result = await aconn.run_sync(op, *args, **kwargs)
+                    result = await run_sync(aconn, op, *args, **kwargs)
                 if writes and cluster.records_positions():
-                    _positions.record(name, await aconn.run_sync(_positions.primary_lsn))
+                    _positions.record(name, await run_sync(aconn, _positions.primary_lsn))
                 return result
         if cluster.replicas and _routing.wants_replica(name, cluster.automatic, args):
             return await _aread_from_replicas(name, cluster, op, *args, **kwargs)
         async with cluster.primary.async_.connect() as aconn:
-            return await aconn.run_sync(op, *args, **kwargs)
+            return await run_sync(aconn, op, *args, **kwargs)
     finally:
         await _asweep()
 
@@ -168,7 +170,7 @@ async def _aopen_replica(name: str, cluster: Cluster, replica: Replica) -> Async
         replica.mark_down(cluster.options.retry_after)
         return None
     try:
-        measured = await aconn.run_sync(probe) if cluster.needs_probe(replica, name) else None
+        measured = await run_sync(aconn, probe) if cluster.needs_probe(replica, name) else None
     except CONNECT_ERRORS:
         await aconn.close()
         replica.mark_down(cluster.options.retry_after)
@@ -187,7 +189,7 @@ async def _aread_from_replicas(
         if aconn is None:
             continue
         try:
-            return await aconn.run_sync(op, *args, **kwargs)
+            return await run_sync(aconn, op, *args, **kwargs)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
@@ -195,7 +197,7 @@ async def _aread_from_replicas(
         finally:
             await aconn.close()
     async with cluster.primary.async_.connect() as aconn:
-        return await aconn.run_sync(op, *args, **kwargs)
+        return await run_sync(aconn, op, *args, **kwargs)
 
 
 @contextmanager
