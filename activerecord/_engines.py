@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from . import _aiosqlite, _mysql
@@ -41,16 +42,16 @@ def _emit_begin(dbapi_connection: Any) -> None:
         cursor.close()
 
 
-def _engine_options(node: NodeConfig, url: URL) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _engine_options(node: NodeConfig, url: URL) -> tuple[dict[str, Any], Callable[[Dialect], None] | None]:
     """The options of an engine for ``url``, with the driver settings of `_mysql` and
-    `_aiosqlite`; and the marks to set on its dialect (see `_mysql`)."""
+    `_aiosqlite`; and what to set up on its dialect, if anything (see `_mysql`)."""
     driver = url.get_driver_name()
     if node.backend == "mysql":
         return _mysql.engine_options(node.engine_options, driver)
     options = dict(node.engine_options)
     if driver == "aiosqlite":
         options["module"] = _aiosqlite.dbapi()  # one thread trip per statement
-    return options, ()
+    return options, None
 
 
 class NodeEngines:
@@ -82,10 +83,10 @@ class NodeEngines:
             with self._lock:
                 if self._sync is None:
                     self._keep_memory_db()
-                    options, marks = _engine_options(self.node, self.node.sync_url)
+                    options, set_up = _engine_options(self.node, self.node.sync_url)
                     engine = create_engine(self.node.sync_url, **options)
-                    for mark in marks:
-                        setattr(engine.dialect, mark, True)
+                    if set_up is not None:
+                        set_up(engine.dialect)
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine)
                     self._sync = engine
@@ -102,10 +103,10 @@ class NodeEngines:
             with self._lock:
                 if self._async is None:
                     self._keep_memory_db()
-                    options, marks = _engine_options(self.node, self.node.async_url)
+                    options, set_up = _engine_options(self.node, self.node.async_url)
                     engine = create_async_engine(self.node.async_url, **options)
-                    for mark in marks:
-                        setattr(engine.sync_engine.dialect, mark, True)
+                    if set_up is not None:
+                        set_up(engine.sync_engine.dialect)
                     if self.node.backend == "sqlite":
                         _sqlite_setup(engine.sync_engine)
                     self._async = engine

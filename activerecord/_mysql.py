@@ -7,7 +7,8 @@ Python: a regular expression to read a DATETIME (about 2 µs) and a ``str.format
 (about 1.5 µs). The converters here go in the driver's ``conv`` mapping (as Django's MySQL
 backend does for mysqlclient): a DATETIME is read with its UTC offset in one C call, and an
 aware datetime is written as its UTC text by one ``%`` format. The engine's dialect is marked
-(`READS_UTC`, `WRITES_UTC`) so that `UTCDateTime` then adds no processing of its own.
+(`READS_UTC`, `WRITES_UTC`) so that `UTCDateTime` then adds no processing of its own; and it
+reads FLOAT and DOUBLE columns as the drivers decode them (`_DriverFloat`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import sqltypes
+
 from ._utc import naive_to_utc, utc_text
 
 #: MySQL's type code of a DATETIME column in a result, as the drivers report it.
 DATETIME = 12
+#: MySQL's type codes of FLOAT and DOUBLE result columns.
+_FLOAT_TYPES = frozenset((4, 5))
 
 #: Set on the dialect of an engine whose connections read DATETIME as aware UTC values.
 READS_UTC = "_ar_reads_utc_datetimes"
@@ -61,13 +68,36 @@ def _conversions(driver: str) -> dict[Any, Any] | None:
     return conv
 
 
-def engine_options(options: Mapping[str, Any], driver: str) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``options`` with the DATETIME converters added to the driver's ``connect_args``, and the
-    marks (`READS_UTC`, `WRITES_UTC`) for the engine's dialect: none for other drivers, nor when
-    the caller passes a ``conv`` of their own."""
+class _DriverFloat(mysql.FLOAT):
+    """SQLAlchemy's MySQL float, minus the per-value ``float()`` where the driver made floats.
+
+    SQLAlchemy converts every value of a float-typed result column with ``float()``, because
+    on MySQL such a column may hold DECIMAL values (an expression labelled a float). PyMySQL's
+    and asyncmy's own converters already return ``float`` for FLOAT and DOUBLE columns: for
+    those the conversion is skipped; any other column (a DECIMAL) is converted as before.
+    """
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if coltype in _FLOAT_TYPES:
+            return None
+        return super().result_processor(dialect, coltype)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def _set_up(dialect: Dialect) -> None:
+    for mark in (READS_UTC, WRITES_UTC):
+        setattr(dialect, mark, True)
+    # On this engine's dialect only (an instance attribute over the class's mapping).
+    dialect.colspecs = {**dialect.colspecs, sqltypes.Float: _DriverFloat}
+
+
+def engine_options(options: Mapping[str, Any], driver: str) -> tuple[dict[str, Any], Callable[[Dialect], None] | None]:
+    """``options`` with the converters of this module added to the driver's ``connect_args``,
+    and the set-up for the engine's dialect (the `READS_UTC` and `WRITES_UTC` marks, floats
+    read as the driver made them): none for other drivers, nor when the caller passes a
+    ``conv`` of their own."""
     connect_args = dict(options.get("connect_args") or {})
     conv = None if "conv" in connect_args else _conversions(driver)
     if conv is None:
-        return dict(options), ()
+        return dict(options), None
     connect_args["conv"] = conv
-    return {**options, "connect_args": connect_args}, (READS_UTC, WRITES_UTC)
+    return {**options, "connect_args": connect_args}, _set_up

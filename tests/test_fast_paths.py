@@ -120,6 +120,16 @@ async def test_values_take_any_label_and_pluck_gives_tuples(db: IO) -> None:
     assert await db(Author.find()).pluck(Author.name, Author.age) == [("ada", 36)]
 
 
+async def test_float_results_are_floats_whatever_the_column_holds(db: IO) -> None:
+    # MariaDB's drivers decode FLOAT/DOUBLE columns to float themselves (SQLAlchemy's float()
+    # is skipped there); a DECIMAL read as a float is still converted.
+    await db(Everything).create(ratio=0.25, price=decimal.Decimal("2.50"))
+    got = await db(Everything.find()).values(Everything.ratio, as_float=sa.type_coerce(Everything.price, sa.Float))
+    assert got == [{"ratio": 0.25, "as_float": 2.5}]
+    assert [type(v) for v in got[0].values()] == [float, float]
+    assert type((await db(Everything.find()).all())[0].ratio) is float
+
+
 async def test_records_pickle_and_copy_with_their_change_tracking(db: IO) -> None:
     await db(Author).create(name="ada", age=36)
     loaded = (await db(Author.find()).all())[0]  # its snapshot may be the driver's own row
