@@ -194,14 +194,19 @@ async def test_insert_many_accepts_records(db: IO) -> None:
 
 async def test_bulk_insert_stores_rows_as_save_would_without_records(db: IO) -> None:
     before = dt.datetime.now(dt.UTC)
-    count = await db(Author).bulk_insert([{"name": f"n{i}", "age": i} for i in range(30)] + [{"name": "x"}])
-    assert count == 31
+
+    class Name(str):  # valid, but not plainly a str: the full field check decides
+        pass
+
+    rows: list[dict[str, object]] = [{"name": f"n{i}", "age": i} for i in range(30)]
+    count = await db(Author).bulk_insert([*rows, {"name": Name("sub"), "role": "admin"}, {"name": "x"}])
+    assert count == 32
     stored = await db(Author.find().order_by(Author.id)).all()
-    assert [a.name for a in stored] == [*(f"n{i}" for i in range(30)), "x"]
-    assert stored[3].age == 3 and stored[-1].age is None
-    assert all(a.active is True and a.role == "member" for a in stored)  # defaults
+    assert [a.name for a in stored] == [*(f"n{i}" for i in range(30)), "sub", "x"]
+    assert stored[3].age == 3 and stored[-1].age is None and stored[-2].role == "admin"
+    assert all(a.active is True and a.role == "member" for a in stored[:30])  # defaults
     assert all(a.created_at >= before - dt.timedelta(seconds=1) and a.updated_at for a in stored)  # timestamps
-    assert len({a.id for a in stored}) == 31
+    assert len({a.id for a in stored}) == 32
 
 
 async def test_bulk_insert_validates_every_row_before_writing(db: IO) -> None:
