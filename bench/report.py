@@ -228,35 +228,42 @@ Profiled with cProfile on the workloads' own calls; the targets table above says
 in this run. Ratios near a target (1.1x for W2, 0.8x for MariaDB's W4) move across it from run to
 run with the machine's load: the min-max columns show the spread.
 
-- **W3o fetch as objects, async (target 1.2x).** A record per row costs about 0.3 µs here (a
-  generated loader: one object, its field values stored inline, the row kept as the snapshot that
-  dirty tracking compares to). SQLAlchemy async Core hands over a row in about 1 µs, so the
-  record alone is 30-40% on top: the sync target (1.5x) allows for it, the async one does not.
-  The garbage collector also sees one more tracked object per row. On MariaDB the aware UTC
-  datetime comes from a Python decoder given to the driver, where asyncmy's own is compiled and
-  returns naive values; on SQLite a Python function per value parses the stored text.
-- **Async single statements against Tortoise ORM (W1; MariaDB W3d).** activerecord's async mode
-  runs through SQLAlchemy's async engine (`AsyncConnection.run_sync` and SQLAlchemy's driver
-  adapter), so its cost per statement is SQLAlchemy async Core's: twice the raw driver's time for
-  an insert on asyncpg and asyncmy. Tortoise calls the driver directly. On SQLite activerecord
-  gives the async engine a cursor that makes one trip to aiosqlite's thread per statement instead
-  of the stock adapter's four, which is what puts its async W4-W6 ahead of Tortoise there.
-  Tortoise's W3d on MariaDB takes dict rows straight from asyncmy's compiled decoder.
+- **Async single statements against Tortoise ORM (W1).** Each statement runs through
+  SQLAlchemy's `Connection.execute` (the compiled-statement cache, an execution context, a
+  result), which is what keeps SQLAlchemy's events, error wrapping and invalidation of broken
+  connections. Measured on asyncpg with the same INSERT ... RETURNING in one transaction: the
+  raw driver 78 µs, SQLAlchemy's adapted DB-API cursor 81 µs, `Connection.execute` 115 µs,
+  `Item.acreate` 128 µs; Tortoise calls the driver directly and adds about 30 µs to it. On SQLite
+  the gap is smaller (13 µs: both make one trip to aiosqlite's thread). Beating Tortoise here
+  would mean sending statements to the driver outside `Connection.execute`, which the
+  architecture rules out (all I/O on a `Connection`).
+- **MariaDB W3d against Tortoise.** Dicts are built from the driver's rows by a generated
+  constant-key display (about 0.11 µs a row), but every `DATETIME` is made an aware UTC value by a
+  Python converter inside asyncmy (about 0.1 µs), where Tortoise keeps asyncmy's compiled decoder
+  and its naive values. Measured along the way: on MariaDB the connection that just ran the
+  600 KB bulk INSERT of W2 reads the next large result up to 1.6 times as slowly as one that did
+  not (0.61-0.74 against 0.46 µs a row, through SQLAlchemy's engine and through activerecord's
+  alike); every contender here reads on the connection that wrote, so all of them carry it.
 - **W2 bulk insert** sends the same executemany as Core; each row is validated first (about
-  0.5 µs: a generated check per model, defaults and timestamps filled in). On SQLite that is
-  paid back by writing datetimes faster than SQLAlchemy's own SQLite processor.
-- **W7 stream time** is not a target (its memory is): it carries the same per-row record
-  building as W3o.
+  0.33 µs: one generated loop per model, defaults and timestamps filled in). On SQLite that is
+  partly paid back by writing datetimes faster than SQLAlchemy's own SQLite processor.
+- **W7 stream time** is not a target (its memory is): it builds SQLAlchemy rows per batch and a
+  record from each.
 
 What was changed to get here: `find_by_id()` keeps its key and its terminals run a statement
 prebuilt per model; the INSERT of each table is built once; routing checks skip their scope scan
 when no scope is open; `bulk_insert()` validates rows without building records and sends no
 RETURNING; field checks are generated per model; naive datetimes become aware through
-`datetime.combine` (a third of `replace(tzinfo=...)`); `values()` builds dicts by zipping the
-result keys with each row; SQLite's BEGIN comes from the dialect's `do_begin` instead of a
-connection event, so SQLAlchemy dispatches no execute events; async SQLite makes one thread trip
-per statement; PyMySQL and asyncmy read and write `DATETIME` as UTC through converters given to
-the driver (PyMySQL's own are Python: about 2 µs to read a value, 1.5 µs to write one).
+`datetime.combine` (a third of `replace(tzinfo=...)`); SQLite's BEGIN comes from the dialect's
+`do_begin` instead of a connection event, so SQLAlchemy dispatches no execute events; async
+SQLite makes one thread trip per statement; PyMySQL and asyncmy read and write `DATETIME` as UTC
+through converters given to the driver (PyMySQL's own are Python: about 2 µs to read a value,
+1.5 µs to write one), and FLOAT/DOUBLE values are taken as the driver decodes them. Records,
+`values()` dicts and `pluck()` tuples are built from the driver's rows (or SQLAlchemy's processed
+tuples) instead of `Row` objects (about 0.2 µs a row); field names are not class attributes, so
+CPython's specialized attribute stores apply to records (the loader went from 0.20 to 0.12 µs a
+row); async operations run in reused greenlets (a new greenlet maps a fresh frame-stack chunk:
+about 20 µs per statement with asyncpg).
 """
 
 
