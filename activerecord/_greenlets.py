@@ -93,9 +93,16 @@ async def run_sync(
             result = worker.throw(*sys.exc_info())
         else:
             result = worker.switch(value)
-    worker.gr_context = None  # (keeps no context of the caller's alive while idle)
+    # The idle worker's frame still holds this _Done, and had the caller's context: it must
+    # keep neither the result (or the error, with its traceback) nor the context alive.
+    ok, value = result.ok, result.value
+    result.value = None
+    worker.gr_context = None
     if len(workers) < MAX_IDLE:
         workers.append(worker)
-    if result.ok:
-        return result.value  # type: ignore[no-any-return]
-    raise result.value
+    if ok:
+        return value  # type: ignore[no-any-return]
+    try:
+        raise value
+    finally:
+        del value  # (the frame would otherwise hold the error and its traceback: a cycle)

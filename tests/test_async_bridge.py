@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
+import weakref
 
 import pytest
 import sqlalchemy as sa
@@ -79,3 +81,16 @@ async def test_a_cancelled_operation_raises_at_once_and_the_pool_keeps_serving(d
             await asyncio.wait_for(task, 10)  # not the 30 s the statement would take
     await Author.acreate(name="after")
     assert [a.name for a in await Author.find().aall()] == ["after"]
+
+
+async def test_an_idle_greenlet_keeps_no_result_or_error_alive(db: IO) -> None:
+    await Author.acreate(name="ada", email="ada@example.com")
+    records = await Author.find().aall()
+    record = weakref.ref(records[0])
+    del records
+    with pytest.raises(sa.exc.IntegrityError) as failure:
+        await Author.acreate(name="bob", email="ada@example.com")
+    error = weakref.ref(failure.value)
+    del failure
+    gc.collect()
+    assert record() is None and error() is None
