@@ -50,8 +50,8 @@ def _compile_builder(model: Any) -> Any:
     (missing ones None), defaults for the fields not given, ``auto_now`` / ``auto_now_add``
     stamps, the checks decided inline where `field_errors` would decide them by its shortcuts
     (anything else is handed to it), and the primary key and server-default columns left to the
-    database when None. One loop in one generated function: a call per row would cost as much
-    as a third of the checks.
+    database when None. One loop in one generated function, where a generated call per row and a
+    test of its keys took a fifth of the time (0.08 of 0.41 µs a row).
     """
     scope: dict[str, Any] = {
         "blank": model._ar_blank,

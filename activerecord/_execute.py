@@ -2,10 +2,10 @@
 
 ``run`` calls the operation directly; ``arun`` runs the very same function through
 `AsyncConnection.run_sync`'s greenlet bridge (`_greenlets`): one greenlet hop per operation,
-not one per statement. Inside a
-transaction both use the pinned connection; outside one, each operation gets its own connection
-and commits (writes) or releases (reads) when it is done. Writes always go to the primary; a
-read goes to a replica when `_routing` says so, and to the primary when no replica can serve it.
+not one per statement. Inside a transaction both use the pinned connection; outside one, each
+operation gets its own connection and commits (writes) or releases (reads) when it is done.
+Writes always go to the primary; a read goes to a replica when `_routing` says so, and to the
+primary when no replica can serve it.
 """
 
 from __future__ import annotations

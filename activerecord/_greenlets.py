@@ -43,6 +43,8 @@ class _Done:
 
 
 class _Worker(greenlet):
+    """A greenlet that runs one operation after another, waiting in between."""
+
     __sqlalchemy_greenlet_provider__ = True
 
     def __init__(self) -> None:

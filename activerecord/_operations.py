@@ -1,7 +1,8 @@
 """The I/O of every operation, written once as plain sync code on a `sqlalchemy.Connection`.
 
-Async callers reach these through `AsyncConnection.run_sync` (see `_execute`), so each function
-here is the whole operation: it may run several statements, but never awaits.
+Async callers reach these through `AsyncConnection.run_sync`'s greenlet bridge (see `_execute`
+and `_greenlets`), so each function here is the whole operation: it may run several statements,
+but never awaits.
 """
 
 from __future__ import annotations
