@@ -1,6 +1,7 @@
 """Every ```python block in docs/ and README.md runs: each page's blocks in order, as one script, in a fresh
-interpreter and an empty working folder. Blocks fenced ```python no-run need a server and are
-covered by the tests of their feature instead."""
+interpreter and an empty working folder. Blocks fenced ```{.python .no-run} need a server and are
+covered by the tests of their feature instead (the braces are Markdown's attribute syntax: an info
+string with a space, such as "python no-run", would not open a code block at all)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [*DOCS, ROOT / "README.md"]
-BLOCK = re.compile(r"^```python([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+BLOCK = re.compile(r"^```(python|\{\.python[^\n]*\})\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def runnable_code(page: Path) -> str:
