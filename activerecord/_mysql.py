@@ -8,7 +8,8 @@ Python: a regular expression to read a DATETIME (about 2 µs) and a ``str.format
 backend does for mysqlclient): a DATETIME is read with its UTC offset in one C call, and an
 aware datetime is written as its UTC text by one ``%`` format. The engine's dialect is marked
 (`READS_UTC`, `WRITES_UTC`) so that `UTCDateTime` then adds no processing of its own; and it
-reads FLOAT and DOUBLE columns as the drivers decode them (`_DriverFloat`).
+reads FLOAT and DOUBLE columns as the drivers decode them (`_DriverFloat`). Bulk writes go out
+1,000 rows at a time (`ROWS_PER_STATEMENT`), with or without these converters.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _FLOAT_TYPES = frozenset((4, 5))
 READS_UTC = "_ar_reads_utc_datetimes"
 #: Set on the dialect of an engine whose connections write aware datetimes as UTC text.
 WRITES_UTC = "_ar_writes_utc_datetimes"
+#: Set on a dialect whose executemany goes out in pages: the most rows sent in one call.
+ROWS_PER_STATEMENT = "_ar_rows_per_statement"
 
 _parse = datetime.fromisoformat
 
@@ -83,21 +86,31 @@ class _DriverFloat(mysql.FLOAT):
         return super().result_processor(dialect, coltype)  # type: ignore[no-untyped-call,no-any-return]
 
 
+def _page_inserts(dialect: Dialect) -> None:
+    # The drivers' executemany packs rows into INSERT statements of up to 1 MB. Measured on
+    # MariaDB 10.11: after one 650 KB INSERT (10,000 rows), reading 10,000 rows on that same
+    # connection took 0.80-0.84 µs a row, against 0.46-0.55 after the same rows sent 1,000 at
+    # a time, which inserted no slower. 1,000 is SQLAlchemy's own page size for multi-row
+    # INSERT ... RETURNING.
+    setattr(dialect, ROWS_PER_STATEMENT, 1000)
+
+
 def _set_up(dialect: Dialect) -> None:
+    _page_inserts(dialect)
     for mark in (READS_UTC, WRITES_UTC):
         setattr(dialect, mark, True)
     # On this engine's dialect only (an instance attribute over the class's mapping).
     dialect.colspecs = {**dialect.colspecs, sqltypes.Float: _DriverFloat}
 
 
-def engine_options(options: Mapping[str, Any], driver: str) -> tuple[dict[str, Any], Callable[[Dialect], None] | None]:
+def engine_options(options: Mapping[str, Any], driver: str) -> tuple[dict[str, Any], Callable[[Dialect], None]]:
     """``options`` with the converters of this module added to the driver's ``connect_args``,
-    and the set-up for the engine's dialect (the `READS_UTC` and `WRITES_UTC` marks, floats
-    read as the driver made them): none for other drivers, nor when the caller passes a
-    ``conv`` of their own."""
+    and the set-up for the engine's dialect: executemany sent in pages of `ROWS_PER_STATEMENT`
+    rows, and, with the converters (PyMySQL, asyncmy, and no ``conv`` of the caller's own), the
+    `READS_UTC` and `WRITES_UTC` marks and floats read as the driver made them."""
     connect_args = dict(options.get("connect_args") or {})
     conv = None if "conv" in connect_args else _conversions(driver)
     if conv is None:
-        return dict(options), None
+        return dict(options), _page_inserts
     connect_args["conv"] = conv
     return {**options, "connect_args": connect_args}, _set_up

@@ -14,6 +14,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, CursorResult, Executable, Insert, Integer, Row, Table, TextClause, text
 
+from ._mysql import ROWS_PER_STATEMENT
 from .errors import QueryError
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     for positions in groups.values():
         batch = [rows[i] for i in positions]
         if pk is None or not returning:
-            conn.execute(_insert_statement(table, ()), batch)
+            execute_many(conn, _insert_statement(table, ()), batch)
         elif conn.dialect.name == "sqlite" and pk not in batch[0] and _rowid_key(table, pk):
             for i, key in zip(positions, _sqlite_new_keys(conn, table, pk, batch), strict=True):
                 keys[i] = key
@@ -72,6 +73,17 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
             for i, key in zip(positions, conn.execute(stmt, batch).scalars(), strict=True):
                 keys[i] = key
     return keys if returning else None
+
+
+def execute_many(conn: Connection, stmt: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``conn.execute(stmt, rows)``: one executemany, or one per page of rows where the dialect
+    was given a page size (`_mysql.ROWS_PER_STATEMENT`); the caller's transaction holds them all."""
+    page: int | None = getattr(conn.dialect, ROWS_PER_STATEMENT, None)
+    if page is None or len(rows) <= page:
+        conn.execute(stmt, rows)
+        return
+    for start in range(0, len(rows), page):
+        conn.execute(stmt, rows[start : start + page])
 
 
 def _rowid_key(table: Table, pk: str) -> bool:

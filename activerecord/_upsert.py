@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from . import _operations
+
 
 def statement(dialect: str, table: Table, conflict: Sequence[str], update: Sequence[str], pk: str) -> Any:
     """The upsert statement for ``dialect`` (rows are bound at execution)."""
@@ -39,5 +41,5 @@ def upsert(
     update: Sequence[str],
     pk: str,
 ) -> None:
-    """Run the upsert of ``rows`` (one executemany)."""
-    conn.execute(statement(conn.dialect.name, table, conflict, update, pk), list(rows))
+    """Run the upsert of ``rows`` (one executemany, or one per page: `_operations.execute_many`)."""
+    _operations.execute_many(conn, statement(conn.dialect.name, table, conflict, update, pk), list(rows))
