@@ -16,10 +16,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format checks over the package, the tests and the benchmarks."""
-    session.install("ruff>=0.5")
+    """ruff lint and format checks over the package, the tests and the benchmarks; the layers
+    contract (import-linter, configured in pyproject.toml)."""
+    session.install("ruff>=0.5", "import-linter>=2.1")
     session.run("ruff", "check", "activerecord", "tests", "bench", "noxfile.py")
     session.run("ruff", "format", "--check", "activerecord", "tests", "bench", "noxfile.py")
+    session.install("-e", ".")
+    session.run("lint-imports")
 
 
 @nox.session

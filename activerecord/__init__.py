@@ -8,37 +8,9 @@
 """
 
 from . import errors
-from ._fields import (
-    BigIntegerField,
-    BooleanField,
-    DateField,
-    DateTimeField,
-    DecimalField,
-    Field,
-    FloatField,
-    IntegerField,
-    JSONField,
-    PrimaryKeyField,
-    StringField,
-    TextField,
-    TimestampField,
-    UUIDField,
-)
-from ._fields_extra import ForeignKeyField, SoftDeleteField, VersionField
-from ._hooks import HOOKS
-from ._ids import IdGenerator, generate_id, id_timestamp
-from ._manager import ConnectionManager, ConnectionRegistry
-from ._model import ActiveRecord
-from ._operations import RawResult
-from ._pagination import Page
-from ._query import Query
-from ._registry import metadata_for, models_for
-from ._relations import BelongsTo, Collection, HasMany, HasOne, belongs_to, has_many, has_one
-from ._routing import RoutingScope
-from ._shard_query import AllShardsQuery
-from ._shards import ModuloShards, ShardDirectory, ShardResolver
-from ._transaction import Transaction
-from ._validators import validates
+from .connections.manager import ConnectionManager, ConnectionRegistry
+from .connections.transaction import Transaction
+from .engine.operations import RawResult
 from .errors import (
     ActiveRecordError,
     ConfigurationError,
@@ -56,6 +28,34 @@ from .errors import (
     TransactionError,
     ValidationError,
 )
+from .model.base import ActiveRecord
+from .model.fields import (
+    BigIntegerField,
+    BooleanField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    Field,
+    FloatField,
+    IntegerField,
+    JSONField,
+    PrimaryKeyField,
+    StringField,
+    TextField,
+    TimestampField,
+    UUIDField,
+)
+from .model.fields_extra import ForeignKeyField, SoftDeleteField, VersionField
+from .model.hooks import HOOKS
+from .model.ids import IdGenerator, generate_id, id_timestamp
+from .model.registry import metadata_for, models_for
+from .model.relations import BelongsTo, Collection, HasMany, HasOne, belongs_to, has_many, has_one
+from .model.validators import validates
+from .multidb.routing import RoutingScope
+from .multidb.shards import ModuloShards, ShardDirectory, ShardResolver
+from .query.all_shards import AllShardsQuery
+from .query.pagination import Page
+from .query.query import Query
 
 __version__ = "0.1.0"
 

@@ -180,4 +180,4 @@ def check(settings: _settings.ProjectSettings, scratch: bool) -> None:
 def demo() -> None:
     """Run the microservices demo."""
     # Imported only when asked for: the demo pulls in every service's models.
-    importlib.import_module("activerecord._demo").main()
+    importlib.import_module("activerecord.demo.app").main()

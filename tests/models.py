@@ -1,6 +1,6 @@
 """Models shared by the tests, on the connections the ``db`` fixture configures.
 
-The user and order services' models are the demo's (``activerecord._demo_models``).
+The user and order services' models are the demo's (``activerecord.demo.models``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from activerecord import (
     TimestampField,
     UUIDField,
 )
-from activerecord._demo_models import EventStore, Order, OrderItem, User
+from activerecord.demo.models import EventStore, Order, OrderItem, User
 
 
 class Author(ActiveRecord):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from activerecord._config import parse_node
+from activerecord.engine.config import parse_node
 from activerecord.errors import ConfigurationError
 from activerecord.migrations import _settings
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from activerecord import ActiveRecord, ConnectionRegistry, PrimaryKeyField, StringField
-from activerecord._config import parse_node
+from activerecord.engine.config import parse_node
 from activerecord.errors import ConfigurationError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from activerecord import ConnectionManager
-from activerecord._demo_multidb import run_multidb_demo
+from activerecord.demo.multidb import run_multidb_demo
 
 
 def test_multidb_demo(tmp_path: Path) -> None:

@@ -37,11 +37,11 @@ from activerecord import (
     TextField,
     TimestampField,
     UUIDField,
-    _registry,
     migrations,
 )
 from activerecord.errors import MigrationError, MigrationLockError, SchemaDriftError
 from activerecord.migrations import _lock, _runner
+from activerecord.model import registry as _registry
 
 from .backends import BackendDatabases
 from .dual import IO

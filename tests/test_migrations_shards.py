@@ -21,8 +21,8 @@ from activerecord import (
     StringField,
     migrations,
 )
-from activerecord._config import parse_node
-from activerecord._engines import NodeEngines
+from activerecord.engine.config import parse_node
+from activerecord.engine.engines import NodeEngines
 from activerecord.errors import MigrationError, SchemaDriftError
 from activerecord.migrations import _runner
 

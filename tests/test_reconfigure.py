@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from activerecord import ConnectionManager, metadata_for
-from activerecord._engines import in_use, is_disposed
+from activerecord.engine.engines import in_use, is_disposed
 from activerecord.errors import ConfigurationError
 
 from .backends import BackendDatabases

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ActiveRecord, ConnectionManager, ReadOnlyError, _execute, _operations, metadata_for
+from activerecord import ActiveRecord, ConnectionManager, ReadOnlyError, metadata_for
+from activerecord.connections import execute as _execute
+from activerecord.engine import operations as _operations
 from activerecord.errors import ConfigurationError
 
 from .backends import BackendDatabases

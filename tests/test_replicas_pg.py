@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ConnectionManager, ReadOnlyError, _execute, metadata_for
-from activerecord._routing import READING, Target
+from activerecord import ConnectionManager, ReadOnlyError, metadata_for
+from activerecord.connections import execute as _execute
+from activerecord.multidb.routing import READING, Target
 
 from .dual import IO
 from .harness.pg_cluster import PgCluster

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from activerecord import ActiveRecord, ConnectionManager, RecordNotFound
-from activerecord._demo import (
+from activerecord.demo.app import (
     HealthCheckService,
     InventoryService,
     OrderSaga,
     PaymentService,
     UserOrderCompositionService,
 )
-from activerecord._demo_models import bus
+from activerecord.demo.models import bus
 
 from .dual import IO
 from .models import EventStore, Order, OrderItem, User

@@ -22,8 +22,8 @@ from activerecord import (
     StringField,
     ValidationError,
 )
-from activerecord._config import parse_node
-from activerecord._engines import NodeEngines
+from activerecord.engine.config import parse_node
+from activerecord.engine.engines import NodeEngines
 
 from .backends import BackendDatabases
 from .dual import IO

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Float, MetaData
 from sqlalchemy.dialects import postgresql
 
-from .._types import UTCDateTime
 from ..errors import MigrationError
+from ..model.types import UTCDateTime
 from ._lock import migration_lock
 
 STATE_KEY = "activerecord"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._manager import ConnectionManager
+from ..connections.manager import ConnectionManager
 from ..errors import ConfigurationError
 from ._runner import DEFAULT_DIRECTORY
 

@@ -1,0 +1,165 @@
+"""Connection configuration: the seed's dictionaries turned into validated URLs and engine options.
+
+Pure: nothing here opens a connection. Passwords live only inside `sqlalchemy.URL`, whose string
+form masks them, and every repr here goes through that masking.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from ..errors import ConfigurationError
+
+# backend -> (sync driver, async driver). One place decides which DBAPI serves each mode;
+# docs/connections.md records why these were chosen.
+DRIVERS: dict[str, tuple[str, str]] = {
+    "sqlite": ("pysqlite", "aiosqlite"),
+    "postgresql": ("psycopg", "asyncpg"),
+    "mysql": ("pymysql", "asyncmy"),
+}
+_ASYNC_DRIVERS = {"asyncpg", "aiosqlite", "asyncmy", "aiomysql", "psycopg_async"}
+_ALIASES = {"postgres": "postgresql", "pgsql": "postgresql", "mariadb": "mysql", "sqlite3": "sqlite"}
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+_URL_KEYS = {"driver", "host", "port", "database", "user", "username", "password", "options", "url"}
+# Passed to create_engine / create_async_engine unchanged.
+_ENGINE_KEYS = {
+    "pool_size",
+    "max_overflow",
+    "pool_timeout",
+    "pool_recycle",
+    "pool_pre_ping",
+    "pool_use_lifo",
+    "echo",
+    "echo_pool",
+    "connect_args",
+    "isolation_level",
+}
+NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | {"weight"})
+
+_memory_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One database server (or SQLite file) reachable in both modes.
+
+    ``sync_url`` and ``async_url`` name the same database through the sync and async driver.
+    """
+
+    backend: str
+    sync_url: URL
+    async_url: URL
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    # For an in-memory SQLite database shared by the sync and the async engine: the URI that a
+    # keeper connection holds open so that the database outlives its pooled connections.
+    memory_uri: str | None = None
+
+    def __repr__(self) -> str:
+        return f"NodeConfig({self.safe_url!r})"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for logs and error messages."""
+        if self.memory_uri is not None:
+            return "sqlite:///:memory:"
+        return self.sync_url.render_as_string(hide_password=True)
+
+
+def _backend_of(connection: str, driver: str) -> str:
+    base = driver.split("+", 1)[0].lower()
+    backend = _ALIASES.get(base, base)
+    if backend not in DRIVERS:
+        raise ConfigurationError(
+            f"connection {connection!r}: unknown driver {driver!r}; expected one of {', '.join(sorted(DRIVERS))}"
+        )
+    return backend
+
+
+def _with_driver(url: URL, backend: str, driver: str) -> URL:
+    return url.set(drivername=backend if driver == "pysqlite" else f"{backend}+{driver}")
+
+
+def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
+    """Validate one node's settings and build its URLs.
+
+    >>> parse_node("default", {"driver": "sqlite", "database": "app.db"}).sync_url.database
+    'app.db'
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"connection {name!r}: settings must be a mapping, not {type(raw).__name__}")
+    unknown = set(raw) - NODE_KEYS
+    if unknown:
+        raise ConfigurationError(
+            f"connection {name!r}: unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(NODE_KEYS))}"
+        )
+    engine_options = {k: raw[k] for k in _ENGINE_KEYS if k in raw}
+    weight = float(raw.get("weight", 1.0))
+    if weight <= 0:
+        raise ConfigurationError(f"connection {name!r}: weight must be positive")
+
+    if "url" in raw:
+        clash = (_URL_KEYS - {"url", "options"}) & set(raw)
+        if clash:
+            raise ConfigurationError(f"connection {name!r}: give either 'url' or {', '.join(sorted(clash))}, not both")
+        try:
+            url = make_url(str(raw["url"]))
+        except ArgumentError:
+            # The message of ArgumentError quotes the URL, password and all: do not chain its text.
+            raise ConfigurationError(f"connection {name!r}: 'url' is not a database URL") from None
+        backend = _backend_of(name, url.drivername)
+        if raw.get("options"):
+            url = url.update_query_dict(dict(raw["options"]))
+    else:
+        if "driver" not in raw:
+            raise ConfigurationError(f"connection {name!r}: missing 'driver' (or 'url')")
+        backend = _backend_of(name, str(raw["driver"]))
+        database = raw.get("database")
+        if backend != "sqlite":
+            missing = [k for k in ("host", "database") if not raw.get(k)]
+            if missing:
+                raise ConfigurationError(f"connection {name!r}: missing {', '.join(missing)}")
+        port = raw.get("port", _DEFAULT_PORTS.get(backend))
+        url = URL.create(
+            backend,
+            username=raw.get("user", raw.get("username")),
+            password=raw.get("password"),
+            host=raw.get("host"),
+            port=int(port) if port is not None else None,
+            database=str(database) if database is not None else None,
+            query=dict(raw.get("options") or {}),
+        )
+
+    memory_uri = None
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        # A private :memory: database per pooled connection would make the sync and async engines
+        # see different data; a named shared-cache database is one database for both.
+        memory_uri = f"file:activerecord_{name}_{next(_memory_ids)}?mode=memory&cache=shared"
+        url = url.set(database=memory_uri).update_query_dict({"uri": "true"})
+    if backend == "mysql" and "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+
+    sync_driver, async_driver = DRIVERS[backend]
+    given = url.drivername.split("+", 1)
+    if len(given) == 2:
+        # A driver named in the URL replaces ours for the mode it serves.
+        if given[1] in _ASYNC_DRIVERS:
+            async_driver = given[1]
+        else:
+            sync_driver = given[1]
+    return NodeConfig(
+        backend=backend,
+        sync_url=_with_driver(url, backend, sync_driver),
+        async_url=_with_driver(url, backend, async_driver),
+        engine_options=engine_options,
+        weight=weight,
+        memory_uri=memory_uri,
+    )

@@ -1,0 +1,403 @@
+"""Field declarations: what a model attribute is, as a column and as a validated Python value.
+
+The public field functions (`StringField`, ...) return `Any` on purpose: written as
+``name: str = StringField(max_length=100)`` the annotation, not the field object, is what a type
+checker sees, so constructors and attributes are typed by the model's own annotations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.types import TypeEngine
+
+from .types import UTCDateTime, json_type
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+Validator = Callable[[Any], "str | None"]
+
+
+class Field:
+    """One declared field. Holds the options; builds the column and checks values."""
+
+    python_types: tuple[type, ...] = (object,)
+    type_label = "value"
+
+    def __init__(
+        self,
+        sa_type: TypeEngine[Any],
+        *,
+        primary_key: bool = False,
+        nullable: bool = False,
+        default: Any = MISSING,
+        unique: bool = False,
+        index: bool = False,
+        choices: Iterable[Any] | None = None,
+        max_length: int | None = None,
+        server_default: Any = None,
+        comment: str | None = None,
+        autoincrement: bool = False,
+        validators: Sequence[Validator] = (),
+    ) -> None:
+        if primary_key and nullable:
+            raise ValueError("a primary key cannot be nullable")
+        self.sa_type = sa_type
+        self.primary_key = primary_key
+        self.nullable = nullable
+        self.default = default
+        self.unique = unique
+        self.index = index
+        self.choices: tuple[Any, ...] | None = tuple(choices) if choices is not None else None
+        self.max_length = max_length
+        self.server_default = server_default
+        self.comment = comment
+        self.autoincrement = autoincrement
+        self.validators = tuple(validators)
+        self.name = ""  # set when the model class is built
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    def copy(self) -> Field:
+        """A fresh copy, for a subclass that inherits the field into a table of its own."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def column(self) -> Column[Any]:
+        """The Core column for this field (a new one per table)."""
+        return Column(
+            self.name,
+            self.sa_type,
+            primary_key=self.primary_key,
+            nullable=self.nullable,
+            unique=self.unique or None,
+            index=self.index or None,
+            server_default=self.server_default,
+            comment=self.comment,
+            # A primary key declared autoincrement=False is the caller's (a shard key, a generated
+            # id): MySQL/MariaDB would otherwise make an integer key AUTO_INCREMENT and renumber 0.
+            autoincrement=True if self.autoincrement else (False if self.primary_key else "auto"),
+        )
+
+    def initial(self) -> Any:
+        """The value a new instance starts with when none is given."""
+        default = self.default
+        if default is MISSING:
+            return None
+        return default() if callable(default) else default
+
+    @property
+    def generated(self) -> bool:
+        """True when the database (not the caller) supplies a missing value on insert."""
+        return self.autoincrement or self.server_default is not None
+
+    def check(self, value: Any) -> list[str]:
+        """Messages for everything wrong with ``value`` (an empty list when it is fine)."""
+        if value is None:
+            if self.nullable or self.generated:
+                return []
+            return ["may not be null"]
+        problems: list[str] = []
+        if not self.accepts(value):
+            problems.append(f"expected {self.type_label}, got {type(value).__name__}")
+            return problems
+        if self.max_length is not None and isinstance(value, str) and len(value) > self.max_length:
+            problems.append(f"longer than {self.max_length} characters")
+        if self.choices is not None and value not in self.choices:
+            problems.append(f"{value!r} is not one of {list(self.choices)!r}")
+        for validator in self.validators:
+            message = validator(value)
+            if message:
+                problems.append(message)
+        return problems
+
+    def plain_types(self) -> frozenset[type]:
+        """Exact types whose values `check` passes without looking further (empty: always check).
+
+        Validation runs for every field of every row written; a value of one of these types
+        skips the call to `check` (only the length limit is still tested by the caller).
+        """
+        cls = type(self)
+        if cls.check is not Field.check or cls.accepts is not Field.accepts:
+            return frozenset()
+        if self.choices is not None or self.validators:
+            return frozenset()
+        if self.max_length is not None and set(self.python_types) != {str}:
+            return frozenset()  # the caller's length test is for strings only
+        return frozenset(self.python_types)
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` has an acceptable Python type."""
+        return isinstance(value, self.python_types) and not (isinstance(value, bool) and bool not in self.python_types)
+
+    def to_json(self, value: Any) -> Any:
+        """``value`` as a JSON-ready object (for `to_dict`)."""
+        return value
+
+
+class _IntegerField(Field):
+    python_types = (int,)
+    type_label = "int"
+
+
+class _FloatField(Field):
+    python_types = (float, int)
+    type_label = "float"
+
+
+class _DecimalField(Field):
+    python_types = (decimal.Decimal, int, float)
+    type_label = "Decimal"
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else str(value)
+
+
+class _StringField(Field):
+    python_types = (str,)
+    type_label = "str"
+
+
+class _BooleanField(Field):
+    python_types = (bool,)
+    type_label = "bool"
+
+
+class _DateField(Field):
+    python_types = (dt.date,)
+    type_label = "date"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else value.isoformat()
+
+
+class _DateTimeField(Field):
+    python_types = (dt.datetime,)
+    type_label = "timezone-aware datetime"
+
+    def __init__(
+        self, sa_type: TypeEngine[Any], *, auto_now_add: bool = False, auto_now: bool = False, **kw: Any
+    ) -> None:
+        super().__init__(sa_type, **kw)
+        self.auto_now_add = auto_now_add
+        self.auto_now = auto_now
+
+    @property
+    def generated(self) -> bool:
+        return super().generated or self.auto_now_add or self.auto_now
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, dt.datetime) and value.tzinfo is not None
+
+    def plain_types(self) -> frozenset[type]:
+        # `accepts` is a type test plus an aware zone; `field_errors` tests the zone itself.
+        cls = type(self)
+        if cls.check is not Field.check or cls.accepts is not _DateTimeField.accepts:
+            return frozenset()
+        if self.choices is not None or self.validators:
+            return frozenset()
+        return frozenset({dt.datetime})
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else value.isoformat()
+
+
+class _JSONField(Field):
+    python_types = (dict, list, str, int, float, bool)
+    type_label = "JSON value"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, self.python_types)
+
+
+class _UUIDField(Field):
+    python_types = (uuid.UUID,)
+    type_label = "UUID"
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else str(value)
+
+
+def PrimaryKeyField(*, big: bool = False, **options: Any) -> Any:  # noqa: N802
+    """An auto-incrementing integer primary key (``big=True`` for BIGINT).
+
+    >>> class User(ActiveRecord):
+    ...     id: int = PrimaryKeyField()
+    """
+    sa_type: TypeEngine[Any] = BigInteger().with_variant(Integer(), "sqlite") if big else Integer()
+    options.setdefault("autoincrement", True)
+    return _IntegerField(sa_type, primary_key=True, **options)
+
+
+def IntegerField(**options: Any) -> Any:  # noqa: N802
+    """A 32-bit integer. Options: nullable, default, unique, index, choices, primary_key, validators."""
+    return _IntegerField(Integer(), **options)
+
+
+def BigIntegerField(**options: Any) -> Any:  # noqa: N802
+    """A 64-bit integer (ids from `generate_id`, counters)."""
+    return _IntegerField(BigInteger().with_variant(Integer(), "sqlite"), **options)
+
+
+def FloatField(**options: Any) -> Any:  # noqa: N802
+    """A double-precision float."""
+    return _FloatField(Float(precision=53).with_variant(Float(), "sqlite"), **options)
+
+
+def DecimalField(precision: int = 18, scale: int = 2, **options: Any) -> Any:  # noqa: N802
+    """An exact decimal with ``precision`` digits, ``scale`` of them after the point."""
+    return _DecimalField(Numeric(precision, scale, asdecimal=True), **options)
+
+
+def StringField(max_length: int = 255, **options: Any) -> Any:  # noqa: N802
+    """A VARCHAR of at most ``max_length`` characters (checked before saving)."""
+    return _StringField(String(max_length), max_length=max_length, **options)
+
+
+def TextField(**options: Any) -> Any:  # noqa: N802
+    """Text of any length."""
+    return _StringField(Text(), **options)
+
+
+def BooleanField(**options: Any) -> Any:  # noqa: N802
+    """True or False."""
+    return _BooleanField(Boolean(), **options)
+
+
+def DateField(**options: Any) -> Any:  # noqa: N802
+    """A calendar date (`datetime.date`)."""
+    return _DateField(Date(), **options)
+
+
+def DateTimeField(**options: Any) -> Any:  # noqa: N802
+    """A timezone-aware datetime; naive values are refused. Read back aware on every backend."""
+    return _DateTimeField(UTCDateTime(), **options)
+
+
+def TimestampField(*, auto_now_add: bool = False, auto_now: bool = False, **options: Any) -> Any:  # noqa: N802
+    """A timezone-aware datetime set by the model: on insert (``auto_now_add``) or on every save (``auto_now``).
+
+    >>> created_at: datetime = TimestampField(auto_now_add=True)
+    """
+    return _DateTimeField(UTCDateTime(), auto_now_add=auto_now_add, auto_now=auto_now, **options)
+
+
+def JSONField(**options: Any) -> Any:  # noqa: N802
+    """A JSON document (JSONB on PostgreSQL). In-place changes to it are detected on save."""
+    return _JSONField(json_type(), **options)
+
+
+def UUIDField(**options: Any) -> Any:  # noqa: N802
+    """A UUID (native on PostgreSQL, CHAR(32) elsewhere). ``default=uuid.uuid4`` for generated keys."""
+    return _UUIDField(Uuid(), **options)
+
+
+FastCheck = tuple[str, frozenset[type], int | None, bool, bool, Field]
+"""One field's checks, precomputed per model by `fast_check`."""
+
+
+def fast_check(name: str, field: Field) -> FastCheck:
+    """``field``'s checks as `field_errors` runs them: its name, `Field.plain_types`, its length
+    limit, whether a plain value must carry a time zone, whether None passes, and the field."""
+    aware = isinstance(field, _DateTimeField)
+    return (name, field.plain_types(), field.max_length, aware, field.check(None) == [], field)
+
+
+def field_errors(checks: Sequence[FastCheck], values: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every problem of ``values`` (one value per field) with its field's checks, by field name.
+
+    This runs for every field of every row written, so the common case (a value of a plain
+    type within its length limit) is decided without calling `Field.check`.
+    """
+    errors: dict[str, list[str]] = {}
+    for name, plain, max_length, aware, none_ok, field in checks:
+        value: Any = values[name]
+        if value is None:
+            if none_ok:
+                continue
+        elif (
+            value.__class__ in plain
+            # (mypy narrows ``value`` to object through the ``in``; it is a str when measured.)
+            and (max_length is None or len(value) <= max_length)  # type: ignore[arg-type]
+            and (not aware or value.tzinfo is not None)  # type: ignore[attr-defined]
+        ):
+            continue  # what `check` would accept, without the call
+        problems = field.check(value)
+        if problems:
+            errors[name] = problems
+    return errors
+
+
+def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str) -> list[str]:
+    """Lines of Python that test each field of the dict ``d`` inline and run ``fail`` at the first
+    value `field_errors` would not pass by its shortcuts alone; the objects they name go into
+    ``scope``. Used by generated validation code (`compile_all_valid`, `_bulk`)."""
+    lines = []
+    for k, (name, plain, max_length, aware, none_ok, field) in enumerate(checks):
+        lines.append(f"    v = d[{name!r}]")
+        guard = "v is not None and " if none_ok else ""
+        if not plain:
+            scope[f"f{k}"] = field
+            lines.append(f"    if {guard}f{k}.check(v): {fail}")
+            continue
+        if len(plain) == 1:
+            scope[f"t{k}"] = next(iter(plain))
+            fine = [f"v.__class__ is t{k}"]
+        else:
+            scope[f"p{k}"] = plain
+            fine = [f"v.__class__ in p{k}"]
+        if max_length is not None:
+            fine.append(f"len(v) <= {max_length:d}")
+        if aware:
+            fine.append("v.tzinfo is not None")
+        lines.append(f"    if {guard}not ({' and '.join(fine)}): {fail}")
+    return lines
+
+
+def compile_all_valid(checks: Sequence[FastCheck], label: str) -> Callable[[Mapping[str, Any]], bool]:
+    """A predicate, generated for one model's fields: True when `field_errors` would find nothing
+    in the values by its shortcuts alone (a plain type, within the length limit, aware).
+
+    Validation runs for every row written; the generated code tests each field inline, with no
+    loop over the checks. False only means "ask `field_errors`", which decides (a subclass of
+    ``str`` or a value for a field with choices is valid, but not plainly so).
+    """
+    scope: dict[str, Any] = {}
+    lines = ["def all_valid(d):", *check_source(checks, scope, "return False"), "    return True"]
+    exec(compile("\n".join(lines) + "\n", f"<activerecord checks of {label}>", "exec"), scope)
+    all_valid: Callable[[Mapping[str, Any]], bool] = scope["all_valid"]
+    return all_valid
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware (UTC)."""
+    return dt.datetime.now(dt.UTC)
