@@ -50,7 +50,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """A strict docs build, with the API reference generated from the docstrings."""
-    session.install("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
+    # ruff formats the signatures in the API reference.
+    session.install("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.5")
     session.run("mkdocs", "build", "--strict", "--site-dir", "build/site")
 
 
