@@ -8,7 +8,7 @@
 """
 
 from . import errors
-from .connections.manager import ConnectionManager, ConnectionRegistry
+from .connections.manager import ConnectionManager
 from .connections.transaction import Transaction
 from .engine.operations import RawResult
 from .errors import (
@@ -47,7 +47,7 @@ from .model.fields import (
 )
 from .model.fields_extra import ForeignKeyField, SoftDeleteField, VersionField
 from .model.hooks import HOOKS
-from .model.ids import IdGenerator, generate_id, id_timestamp
+from .model.ids import IdGenerator, configure_ids, generate_id, id_timestamp
 from .model.registry import metadata_for, models_for
 from .model.relations import BelongsTo, Collection, HasMany, HasOne, belongs_to, has_many, has_one
 from .model.validators import validates
@@ -70,7 +70,6 @@ __all__ = [
     "Collection",
     "ConfigurationError",
     "ConnectionManager",
-    "ConnectionRegistry",
     "DateField",
     "DateTimeField",
     "DecimalField",
@@ -111,6 +110,7 @@ __all__ = [
     "ValidationError",
     "VersionField",
     "belongs_to",
+    "configure_ids",
     "errors",
     "generate_id",
     "has_many",

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from activerecord import ActiveRecord, ConnectionRegistry, PrimaryKeyField, StringField
+from activerecord import ActiveRecord, PrimaryKeyField, StringField
+from activerecord.connections.manager import ConnectionRegistry
 from activerecord.engine.config import parse_node
 from activerecord.errors import ConfigurationError
 

@@ -1,7 +1,8 @@
 """The registry of named connections: configuration in, engines out.
 
-``ConnectionManager`` is the process-wide registry; `ConnectionRegistry` is its class, for tests
-or tools that want a private one.
+``ConnectionManager`` is the process-wide registry. `ConnectionRegistry` is its class; it is not
+public: models, queries and transactions always go through ``ConnectionManager``, so a second
+instance only serves to check configuration in isolation (the tests do).
 """
 
 from __future__ import annotations
