@@ -9,7 +9,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from weakref import WeakKeyDictionary
 
 import pydantic
@@ -111,6 +111,30 @@ def _automatic(field: Field) -> bool:
     return field.primary_key or field.generated or field.default is not MISSING
 
 
+class RecordOutput(BaseModel):
+    """Base of the generated output models: reads a record's fields and its included relations."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    ar_relations: ClassVar[tuple[tuple[str, bool], ...]] = ()
+    """The included relations, as (name, to-many) pairs."""
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _read_record(cls, value: Any) -> Any:
+        # A record's relations are read here, not by pydantic's attribute access, so an
+        # unloaded one raises RelationNotLoaded as itself (pydantic would report a missing
+        # attribute, or an invalid list for an unloaded collection).
+        if not isinstance(getattr(type(value), "_ar_names", None), tuple):
+            return value
+        d = value.__dict__
+        data = {n: d[n] for n in value._ar_names}
+        for name, to_many in cls.ar_relations:
+            related = getattr(value, name)
+            data[name] = list(related) if to_many else related
+        return data
+
+
 def _read_only(field: Field) -> bool:
     """Keys and automatic timestamps: not for a client to change."""
     return field.primary_key or (isinstance(field, _DateTimeField) and (field.auto_now_add or field.auto_now))
@@ -200,16 +224,18 @@ def _build(
         relation = model._ar_relations[rname]
         target: Any = schema_for(relation.ensure().target, "output", include=_paths(sub), ids_as_strings=ids_as_strings)
         definitions[rname] = (list[target] if relation.to_many else target | None, pydantic.Field())
-    # Output models read records by attribute (``from_attributes``): ``UserOut.model_validate(user)``.
-    config = ConfigDict(from_attributes=kind == "output", extra="forbid" if kind != "output" else "ignore")
-    built: type[BaseModel] = pydantic.create_model(
-        name,
-        __config__=config,
-        __doc__=f"{model.__name__} ({kind}), generated from its fields.",
-        __module__=model.__module__,
-        **definitions,
+    doc = f"{model.__name__} ({kind}), generated from its fields."
+    if kind != "output":
+        built: type[BaseModel] = pydantic.create_model(
+            name, __config__=ConfigDict(extra="forbid"), __doc__=doc, __module__=model.__module__, **definitions
+        )
+        return built
+    # Output models read records: ``UserOut.model_validate(user)``.
+    output: type[RecordOutput] = pydantic.create_model(
+        name, __base__=RecordOutput, __doc__=doc, __module__=model.__module__, **definitions
     )
-    return built
+    output.ar_relations = tuple((n, model._ar_relations[n].to_many) for n in tree)
+    return output
 
 
 def record_from(model: Any, data: BaseModel | Mapping[str, Any]) -> Any:
@@ -265,4 +291,4 @@ def record_core_schema(model: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
     )
 
 
-__all__ = ["KINDS", "record_core_schema", "record_from", "schema_for"]
+__all__ = ["KINDS", "RecordOutput", "record_core_schema", "record_from", "schema_for"]
