@@ -238,8 +238,8 @@ def _build(
     return output
 
 
-def record_from(model: Any, data: BaseModel | Mapping[str, Any]) -> Any:
-    """A new, unsaved, validated record from a pydantic model instance or a mapping."""
+def record_from(model: Any, data: BaseModel | Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Any:
+    """A new, unsaved, validated record from a pydantic model instance or a mapping, plus ``extra``."""
     if isinstance(data, BaseModel):
         values = data.model_dump(exclude_unset=True)
     elif isinstance(data, Mapping):
@@ -253,6 +253,8 @@ def record_from(model: Any, data: BaseModel | Mapping[str, Any]) -> Any:
         field = fields.get(fname)
         if field is not None and not field.nullable and _automatic(field):
             del values[fname]  # null for "fill it in": the default, the key or the timestamp
+    if extra:
+        values.update(extra)
     record = model(**values)
     record.validate()
     return record

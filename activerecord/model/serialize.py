@@ -167,16 +167,17 @@ class Serializable:
         return model
 
     @classmethod
-    def from_pydantic(cls, data: BaseModel | Mapping[str, Any]) -> Self:
+    def from_pydantic(cls, data: BaseModel | Mapping[str, Any], **values: Any) -> Self:
         """A new, unsaved record from validated input (a pydantic model or a mapping), checked.
 
         Only the fields the client gave are set (pydantic's ``exclude_unset``), so the model's
         defaults fill the rest; a null for a field that has a default or is set automatically
-        leaves it to that default. Raises `ValidationError` naming every bad field.
+        leaves it to that default. ``values`` set fields the input does not carry (a key from
+        the URL path, the caller's id). Raises `ValidationError` naming every bad field.
 
-        >>> user = User.from_pydantic(body)
+        >>> transfer = Transfer.from_pydantic(body, account_id=account.id)
         """
-        record: Self = _schema_module().record_from(cls, data)
+        record: Self = _schema_module().record_from(cls, data, values)
         return record
 
     @classmethod
