@@ -128,7 +128,7 @@ def make_app(io: IO) -> FastAPI:
     @route("POST", "/accounts/{account_id}/transfers", status_code=201)
     async def add_transfer(account_id: int, body: TransferInput) -> Transfer:  # type: ignore[valid-type]
         account = await account_or_404(account_id)
-        transfer = Transfer.from_pydantic(body, account_id=account.id)  # type: ignore[arg-type]
+        transfer = Transfer.from_pydantic(body, account_id=account.id)
         return await io(transfer).save()
 
     @route("GET", "/accounts/{account_id}/statement", response_model=AccountWithTransfers)

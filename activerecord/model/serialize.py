@@ -57,7 +57,10 @@ def id_fields(model: Any) -> frozenset[str]:
 def strings_for(model: Any, ids_as_strings: bool | None) -> frozenset[str]:
     """The fields rendered as strings: ``ids_as_strings`` None means the model's own setting."""
     on = bool(model.__ids_as_strings__) if ids_as_strings is None else ids_as_strings
-    return id_fields(model) if on else frozenset()
+    return id_fields(model) if on else _NONE
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _as_dict(record: Any, names: Iterable[str], tree: _relations.Tree, ids_as_strings: bool | None) -> dict[str, Any]:
@@ -65,7 +68,10 @@ def _as_dict(record: Any, names: Iterable[str], tree: _relations.Tree, ids_as_st
     d = record.__dict__
     fields = model.__fields__
     strings = strings_for(model, ids_as_strings)
-    out = {n: str(d[n]) if n in strings and d[n] is not None else fields[n].to_json(d[n]) for n in names}
+    if strings:
+        out = {n: str(d[n]) if n in strings and d[n] is not None else fields[n].to_json(d[n]) for n in names}
+    else:
+        out = {n: fields[n].to_json(d[n]) for n in names}
     for name, sub in tree.items():
         # Attribute access: sync code outside an event loop loads the relation now, as reading
         # it would; anywhere else an unloaded relation raises RelationNotLoaded.
@@ -120,13 +126,16 @@ class Serializable:
         {'id': '184467440737095516', 'customer_id': '7', 'items': [{'id': '9', ...}]}
         """
         model: Any = type(self)
-        names = list(only) if only is not None else list(model._ar_names)
-        unknown = [n for n in names if n not in model.__fields__]
-        if unknown:
-            raise UnknownFieldError(model.__name__, {k: ["unknown field"] for k in unknown})
-        skip = set(exclude)
+        names: Iterable[str] = model._ar_names
+        if only is not None or exclude:
+            names = list(only) if only is not None else list(names)
+            unknown = [n for n in names if n not in model.__fields__]
+            if unknown:
+                raise UnknownFieldError(model.__name__, {k: ["unknown field"] for k in unknown})
+            skip = set(exclude)
+            names = [n for n in names if n not in skip]
         tree = _relations.parse_paths(model, list(include)) if include else {}
-        return _as_dict(self, [n for n in names if n not in skip], tree, ids_as_strings)
+        return _as_dict(self, names, tree, ids_as_strings)
 
     @classmethod
     def _ar_string_fields(cls, ids_as_strings: bool | None) -> frozenset[str]:
