@@ -22,8 +22,10 @@ from activerecord import (
     ForeignKeyField,
     IntegerField,
     PrimaryKeyField,
+    SoftDeleteField,
     StringField,
     TimestampField,
+    VersionField,
     belongs_to,
     generate_id,
     has_many,
@@ -232,6 +234,18 @@ def test_input_schema_leaves_automatic_fields_optional() -> None:
     update = Author.pydantic_model("update").model_json_schema()
     assert "required" not in update
     assert set(update["properties"]) == {"name", "email", "age", "active", "role"}
+
+    class Note(ActiveRecord):
+        __tablename__ = "pyd_notes"
+        __connection__ = "pyd_notes"
+
+        text: str = StringField()
+        version: int = VersionField()
+        deleted_at: dt.datetime | None = SoftDeleteField()
+
+    # The lock version and the soft-delete mark are the model's to keep.
+    assert set(Note.pydantic_model("update").model_fields) == {"text"}
+    assert Note.pydantic_model("input").model_json_schema()["required"] == ["text"]
 
 
 def test_schema_arguments_are_checked() -> None:

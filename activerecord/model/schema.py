@@ -32,6 +32,7 @@ from .fields import (
     _StringField,
     _UUIDField,
 )
+from .fields_extra import _SoftDeleteField, _VersionField
 
 KINDS = ("output", "input", "update")
 
@@ -136,8 +137,10 @@ class RecordOutput(BaseModel):
 
 
 def _read_only(field: Field) -> bool:
-    """Keys and automatic timestamps: not for a client to change."""
-    return field.primary_key or (isinstance(field, _DateTimeField) and (field.auto_now_add or field.auto_now))
+    """Keys, automatic timestamps, lock versions and soft-delete marks: the model keeps them."""
+    if field.primary_key or isinstance(field, (_VersionField, _SoftDeleteField)):
+        return True
+    return isinstance(field, _DateTimeField) and (field.auto_now_add or field.auto_now)
 
 
 def _definition(field: Field, kind: str, as_string: bool) -> tuple[Any, Any]:
