@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from weakref import WeakKeyDictionary
 
-from ..errors import ConfigurationError, UnknownFieldError
+from ..errors import ConfigurationError, QueryError, UnknownFieldError
 from . import relations as _relations
 from .fields import _IntegerField
 from .fields_extra import _ForeignKeyField
@@ -126,6 +126,8 @@ class Serializable:
         {'id': '184467440737095516', 'customer_id': '7', 'items': [{'id': '9', ...}]}
         """
         model: Any = type(self)
+        if isinstance(include, str) or isinstance(only, str) or isinstance(exclude, str):
+            raise QueryError("to_dict() takes only=, exclude= and include= as lists of names")
         names: Iterable[str] = model._ar_names
         if only is not None or exclude:
             names = list(only) if only is not None else list(names)
