@@ -140,6 +140,10 @@ def make_app(io: IO) -> FastAPI:
         # No response model: FastAPI's jsonable_encoder renders the records.
         return await io(Account.find().order_by("owner")).all()
 
+    @route("GET", "/plain/accounts/{account_id}")
+    async def plain_account(account_id: int):  # type: ignore[no-untyped-def]
+        return await account_or_404(account_id)
+
     return app
 
 
@@ -170,6 +174,7 @@ async def test_records_as_response_models_and_request_bodies(db: IO, client: htt
     plain = await client.get("/plain/accounts")
     assert plain.json() == listed.json()
     assert (await client.get(f"/accounts/{ada['id']}")).json() == ada
+    assert (await client.get(f"/plain/accounts/{ada['id']}")).json() == ada
     assert (await client.get("/accounts/1")).status_code == 404
 
     changed = await client.patch(f"/accounts/{ada['id']}", json={"email": None})
