@@ -37,7 +37,8 @@ def runnable_code(page: Path) -> str:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if runnable_code(p)], ids=lambda p: p.name)
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
-    script = tmp_path / f"{page.stem}.py"
+    # (Prefixed: a script named after its page, fastapi.py say, would shadow the package it imports.)
+    script = tmp_path / f"page_{page.stem}.py"
     script.write_text(runnable_code(page))
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(

@@ -38,6 +38,7 @@ from . import bulk as _bulk
 from . import features as _features
 from . import hooks as _hooks
 from . import registry as _registry
+from . import serialize as _serialize
 from . import validators as _validators
 from .fields import (
     MISSING,
@@ -180,7 +181,7 @@ def _check_names(model: str, fields: Mapping[str, Field], names: Sequence[str]) 
         raise ConfigurationError(f"{model}: unknown field(s) {', '.join(unknown)} in an index or constraint")
 
 
-class ActiveRecord(_features.Features, metaclass=ModelMeta):
+class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelMeta):
     """Base class of models. A subclass declares fields; its table is built from them.
 
     >>> class User(ActiveRecord):
@@ -523,17 +524,6 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         )
         self._ar_apply_row(row)
         return self
-
-    def to_dict(self, *, only: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> dict[str, Any]:
-        """The field values as JSON-ready data (datetimes and dates ISO 8601, Decimal and UUID as str)."""
-        names = list(only) if only is not None else list(self._ar_names)
-        unknown = [n for n in names if n not in self.__fields__]
-        if unknown:
-            raise UnknownFieldError(type(self).__name__, {k: ["unknown field"] for k in unknown})
-        skip = set(exclude)
-        d = self.__dict__
-        fields = self.__fields__
-        return {n: fields[n].to_json(d[n]) for n in names if n not in skip}
 
     def __repr__(self) -> str:
         d = self.__dict__
