@@ -4,6 +4,7 @@ every shard with correct merging, resolvers, failures, and shards with replicas.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -21,6 +22,7 @@ from activerecord import (
     ReadOnlyError,
     ShardDirectory,
     ShardQueryError,
+    SoftDeleteField,
     StringField,
     ValidationError,
     generate_id,
@@ -69,7 +71,20 @@ class Note(ActiveRecord):
     author: str = StringField(max_length=20)
 
 
-MODELS = (ShardedUser, Tenant, Note)
+class Entry(ActiveRecord):
+    """Soft-deleted rows over the shards: every all-shards read leaves them out."""
+
+    __tablename__ = "entries"
+    __connection__ = "user_shards"
+    __shard_key__ = "id"
+
+    id: int = PrimaryKeyField(autoincrement=False)
+    kind: str = StringField(max_length=10)
+    amount: int = IntegerField()
+    deleted_at: dt.datetime | None = SoftDeleteField()
+
+
+MODELS = (ShardedUser, Tenant, Note, Entry)
 
 
 class Shards:
@@ -94,6 +109,7 @@ async def shards(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Shards]
     for shard in SHARDS:
         for model in MODELS:
             model.find().using(shard).delete_all()
+        Entry.find().with_deleted().using(shard).hard_delete_all()
     # Shard names are global: leave them free for other groups (the demo's, other tests').
     await ConnectionManager.aremove("user_shards")
 
@@ -479,3 +495,20 @@ async def test_what_cannot_be_merged_is_refused(db: IO, shards: Shards) -> None:
         await db(everyone).pluck()
     # The next query on the same thread or task works.
     assert await db(by_name).count() == len({u.name for u in await db(everyone).all()})
+
+
+async def test_all_shard_reads_leave_soft_deleted_rows_out(db: IO, shards: Shards) -> None:
+    for n in range(1, 13):
+        await db(Entry).create(id=n, kind="a" if n % 3 else "b", amount=n * 10)
+    for n in (4, 7, 12):
+        await db(await db(Entry.find_by_id(n)).one()).delete()
+    live = [n for n in range(1, 13) if n not in (4, 7, 12)]
+    entries = Entry.find().on_all_shards()
+    assert await db(entries).count() == len(live)
+    assert await db(entries).sum("amount") == sum(n * 10 for n in live)
+    assert await db(entries).max(Entry.amount) == 110
+    mean = Decimal(str(await db(entries).avg("amount"))).quantize(Decimal("0.0001"))
+    assert mean == (Decimal(sum(n * 10 for n in live)) / len(live)).quantize(Decimal("0.0001"))
+    got = await db(entries.group_by("kind").order_by("kind")).values(Entry.kind, n=func.count())
+    assert got == [{"kind": kind, "n": sum(1 for n in live if (n % 3 != 0) == (kind == "a"))} for kind in ("a", "b")]
+    assert sorted(await db(entries).pluck("id")) == live

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Column, Select, func, select
+from sqlalchemy import Column, Select, func
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -307,7 +307,8 @@ class AllShardsQuery(Generic[M]):
         q = self._query
         if q._limit is not None or q._offset is not None:
             raise QueryError("on_all_shards() aggregates apply to every matching row: remove limit/offset")
-        if q._ext is not None and q._ext.shapes_rows:
+        ext = q._ext
+        if ext is not None and (ext.group_by or ext.having or ext.distinct):
             raise QueryError(
                 "on_all_shards() sum/min/max/avg read plain rows: for groups use "
                 "values(column, total=func.sum(...)) after group_by()"
@@ -317,9 +318,9 @@ class AllShardsQuery(Generic[M]):
             if column not in table.c:
                 raise QueryError(f"{q._model.__name__} has no field {column!r}")
             column = table.c[column]
-        stmt = select(func.sum(column), func.min(column), func.max(column), func.count(column))
-        stmt = stmt.select_from(q._model.__table__)
-        return stmt.where(*q._where) if q._where else stmt
+        # The query's own statement, so its scope (soft delete) and joins apply as in count().
+        partials = (func.sum(column), func.min(column), func.max(column), func.count(column))
+        return q.statement.order_by(None).with_only_columns(*partials, maintain_column_froms=True)
 
     def _partials(self, column: Any) -> list[Any]:
         stmt = self._aggregate_stmt(column)
