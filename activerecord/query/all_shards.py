@@ -3,6 +3,8 @@
 ``User.find().on_all_shards()`` runs on each shard (concurrently in async mode) and merges:
 rows are ordered globally by the query's ORDER BY, LIMIT/OFFSET apply to the merged rows,
 ``count`` adds up, ``sum``/``min``/``max``/``avg`` combine per-shard partial results.
+Grouped reads (``group_by`` with ``values``/``pluck``/``count``) merge group by group, as
+planned in `shard_groups`.
 """
 
 from __future__ import annotations

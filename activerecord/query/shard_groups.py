@@ -390,6 +390,17 @@ def _or(parts: list[Callable[[Env], bool | None]]) -> Callable[[Env], bool | Non
     return test
 
 
+def _column(model: Any, column: Any) -> Any:
+    """A field name as its column; an SQL expression as it is."""
+    if isinstance(column, str):
+        if column not in model.__table__.c:
+            raise QueryError(f"{model.__name__} has no field {column!r}")
+        return model.__table__.c[column]
+    if not isinstance(column, ClauseElement):
+        raise QueryError(f"expected a column or a field name, not {column!r}")
+    return column
+
+
 def plan(query: Query[Any], columns: Sequence[Any], labeled: dict[str, Any], *, pluck: bool = False) -> Plan:
     """The plan of ``query.values(*columns, **labeled)`` (or ``pluck(*columns)``) over every shard.
 
@@ -397,8 +408,6 @@ def plan(query: Query[Any], columns: Sequence[Any], labeled: dict[str, Any], *, 
     must then be a grouped column or count/sum/min/max/avg of a column. `QueryError` for what
     cannot be merged.
     """
-    from .extras import _column
-
     model = query._model
     ext = query._ext
     if ext is not None and ext.distinct:
