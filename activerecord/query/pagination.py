@@ -1,7 +1,9 @@
-"""Keyset pagination: opaque cursors holding the sort-key values of the last record of a page.
+"""Pagination: keyset cursors, and numbered pages with a total count.
 
-Paging by keyset reads only the rows of the page, however deep it is (OFFSET reads and drops
-every row before it), and stays stable while rows are inserted before the page.
+A keyset cursor holds the sort-key values of the last record of a page, with the table and the
+sort keys it was made for. Paging by keyset reads only the rows of the page, however deep it is
+(OFFSET reads and drops every row before it), and stays stable while rows are inserted before
+the page. Numbered pages (LIMIT/OFFSET and a COUNT) are for listings that show page numbers.
 """
 
 from __future__ import annotations
