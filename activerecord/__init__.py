@@ -54,7 +54,7 @@ from .model.validators import validates
 from .multidb.routing import RoutingScope
 from .multidb.shards import ModuloShards, ShardDirectory, ShardResolver
 from .query.all_shards import AllShardsQuery
-from .query.pagination import Page
+from .query.pagination import NumberedPage, Page
 from .query.query import Query
 
 __version__ = "0.1.0"
@@ -85,6 +85,7 @@ __all__ = [
     "MigrationLockError",
     "ModuloShards",
     "MultipleRecordsFound",
+    "NumberedPage",
     "Page",
     "PrimaryKeyField",
     "Query",

@@ -1,5 +1,5 @@
-"""Aggregates, column selection, subqueries, row locks, upsert and keyset pagination, in both
-modes on every backend."""
+"""Aggregates, column selection, subqueries, row locks and upsert, in both modes on every
+backend (pagination: test_pagination.py)."""
 
 from __future__ import annotations
 
@@ -27,15 +27,6 @@ class Stock(ActiveRecord):
     note: str = StringField(max_length=50, default="")
     created_at: dt.datetime = TimestampField(auto_now_add=True)
     updated_at: dt.datetime = TimestampField(auto_now=True)
-
-
-class Score(ActiveRecord):
-    __tablename__ = "qs_scores"
-    __connection__ = "orders"
-
-    id: int = PrimaryKeyField()
-    player: str = StringField(max_length=20)
-    points: int = IntegerField()
 
 
 async def purchases(db: IO) -> tuple[Customer, Customer]:
@@ -178,40 +169,3 @@ async def test_upsert_validates_before_any_sql(db: IO) -> None:
         await db(Stock).upsert([{"sku": "ok"}], conflict=[])
     assert await db(Stock.find()).count() == 0
     await db(Stock).upsert([], conflict=["sku"])
-
-
-async def test_keyset_pagination_walks_every_row_once(db: IO) -> None:
-    await db(Score).insert_many([{"player": f"p{i:02}", "points": i % 7} for i in range(23)])
-    expected = await db(Score.find().order_by("-points", "id")).pluck("id")
-    seen: list[int] = []
-    cursor = None
-    pages = 0
-    while True:
-        page = await db(Score.find().order_by("-points")).paginate(5, after=cursor)
-        seen.extend(s.id for s in page.records)
-        pages += 1
-        if not page.has_more:
-            break
-        cursor = page.next_cursor
-    assert seen == expected and pages == 5
-    # after() is a builder too, and filters combine with it.
-    first = await db(Score.find().where(Score.points > 2).order_by("-points")).paginate(4)
-    assert first.next_cursor is not None
-    rest = await db(Score.find().where(Score.points > 2).order_by("-points").after(first.next_cursor)).all()
-    assert [s.id for s in first] + [s.id for s in rest] == [
-        i for i in await db(Score.find().where(Score.points > 2).order_by("-points", "id")).pluck("id")
-    ]
-
-
-def test_pagination_errors() -> None:
-    page_cursor = "WzMsMl0"  # two values: (points, id)
-    with pytest.raises(QueryError, match="another order_by"):
-        Score.find().order_by("-points", "player").after(page_cursor)
-    with pytest.raises(QueryError, match="not a pagination cursor"):
-        Score.find().after("%%%")
-    with pytest.raises(QueryError, match="own columns"):
-        Score.find().order_by(func.lower(Score.player)).after(page_cursor)
-    with pytest.raises(QueryError, match="positive"):
-        Score.find().paginate(0)
-    with pytest.raises(QueryError, match="remove limit"):
-        Score.find().limit(3).paginate(2)

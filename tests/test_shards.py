@@ -4,12 +4,14 @@ every shard with correct merging, resolvers, failures, and shards with replicas.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import and_, func, or_
 
 from activerecord import (
     ActiveRecord,
@@ -20,6 +22,7 @@ from activerecord import (
     ReadOnlyError,
     ShardDirectory,
     ShardQueryError,
+    SoftDeleteField,
     StringField,
     ValidationError,
     generate_id,
@@ -68,7 +71,20 @@ class Note(ActiveRecord):
     author: str = StringField(max_length=20)
 
 
-MODELS = (ShardedUser, Tenant, Note)
+class Entry(ActiveRecord):
+    """Soft-deleted rows over the shards: every all-shards read leaves them out."""
+
+    __tablename__ = "entries"
+    __connection__ = "user_shards"
+    __shard_key__ = "id"
+
+    id: int = PrimaryKeyField(autoincrement=False)
+    kind: str = StringField(max_length=10)
+    amount: int = IntegerField()
+    deleted_at: dt.datetime | None = SoftDeleteField()
+
+
+MODELS = (ShardedUser, Tenant, Note, Entry)
 
 
 class Shards:
@@ -93,6 +109,7 @@ async def shards(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Shards]
     for shard in SHARDS:
         for model in MODELS:
             model.find().using(shard).delete_all()
+        Entry.find().with_deleted().using(shard).hard_delete_all()
     # Shard names are global: leave them free for other groups (the demo's, other tests').
     await ConnectionManager.aremove("user_shards")
 
@@ -337,3 +354,161 @@ def test_shard_group_settings_are_checked() -> None:
     finally:
         ConnectionManager.remove("g")
     assert not ConnectionManager.is_configured("g_0")
+
+
+# -- grouped reads over every shard ----------------------------------------------------------------
+
+
+def reference_groups(users: list[ShardedUser], key: Any) -> dict[Any, list[ShardedUser]]:
+    """Groups computed in Python over every row: what one database holding them all would say."""
+    groups: dict[Any, list[ShardedUser]] = {}
+    for user in users:
+        groups.setdefault(key(user), []).append(user)
+    return groups
+
+
+def stats(members: list[ShardedUser]) -> dict[str, Any]:
+    scores = [u.score for u in members if u.score is not None]
+    return {
+        "n": len(members),
+        "scored": len(scores),
+        "total": sum(scores) if scores else None,
+        "low": min(scores) if scores else None,
+        "high": max(scores) if scores else None,
+        "mean": Decimal(sum(scores)) / len(scores) if scores else None,
+    }
+
+
+AGGREGATES = {
+    "n": func.count(),
+    "scored": func.count(ShardedUser.score),
+    "total": func.sum(ShardedUser.score),
+    "low": func.min(ShardedUser.score),
+    "high": func.max(ShardedUser.score),
+    "mean": func.avg(ShardedUser.score),
+}
+
+
+def plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A merged row with numbers compared as Decimals (backends differ in int/Decimal/float)."""
+    out = dict(row)
+    for name in ("total", "low", "high"):
+        if out.get(name) is not None:
+            out[name] = int(out[name])
+    if out.get("mean") is not None:
+        out["mean"] = Decimal(str(out["mean"])).quantize(Decimal("0.0001"))
+    return out
+
+
+def expected_row(name: str, members: list[ShardedUser]) -> dict[str, Any]:
+    row = {"name": name, **stats(members)}
+    if row["mean"] is not None:
+        row["mean"] = row["mean"].quantize(Decimal("0.0001"))
+    return row
+
+
+async def test_group_by_merges_groups_across_shards(db: IO, shards: Shards) -> None:
+    users = await fill(db)
+    groups = reference_groups(users, lambda u: u.name)
+    assert any(len({u.id % 4 for u in members}) > 1 for members in groups.values())  # groups span shards
+    by_name = ShardedUser.find().group_by(ShardedUser.name).on_all_shards()
+    # count() of a grouped query counts the merged groups, not the sum of each shard's groups.
+    assert await db(by_name).count() == len(groups)
+    got = await db(by_name.order_by("name")).values(ShardedUser.name, **AGGREGATES)
+    assert [plain(r) for r in got] == [expected_row(name, groups[name]) for name in sorted(groups)]
+    assert await db(by_name.order_by("name")).pluck(ShardedUser.name) == sorted(groups)
+    pairs = await db(by_name.order_by("name")).pluck(ShardedUser.name, func.count())
+    assert pairs == [(name, len(groups[name])) for name in sorted(groups)]
+    # The all-shards query has group_by()/having() too.
+    same = ShardedUser.find().on_all_shards().group_by("name").order_by("name")
+    assert await db(same).pluck("name") == sorted(groups)
+
+
+async def test_having_order_and_limit_apply_to_the_merged_groups(db: IO, shards: Shards) -> None:
+    users = await fill(db)
+    groups = reference_groups(users, lambda u: u.name)
+    # Groups of two rows on two shards: each shard alone has one row, so a per-shard HAVING
+    # would drop them all.
+    pairs = sorted(name for name, members in groups.items() if len(members) >= 2)
+    assert pairs and all(len({u.id % 4 for u in groups[name]}) == 2 for name in pairs)
+    by_name = ShardedUser.find().on_all_shards().group_by(ShardedUser.name)
+    having = by_name.having(func.count() >= 2).order_by("name")
+    assert await db(having).pluck("name") == pairs
+    assert await db(having).count() == len(pairs)
+    assert await db(having).exists() is True
+    assert await db(by_name.having(func.count() > 5)).exists() is False
+    high = sorted((n for n, m in groups.items() if (stats(m)["total"] or 0) > 60 or n == "name00"))
+    either = by_name.having(or_(func.sum(ShardedUser.score) > 60, ShardedUser.name == "name00"))
+    assert sorted(await db(either).pluck("name")) == high
+    both = by_name.having(and_(func.count() >= 2, func.max(ShardedUser.score) < 50))
+    expected = sorted(n for n in pairs if (stats(groups[n])["high"] or 0) < 50 and stats(groups[n])["high"] is not None)
+    assert sorted(await db(both).pluck("name")) == expected
+    # ORDER BY an aggregate, then LIMIT/OFFSET, on the merged groups.
+    ranked = sorted(groups, key=lambda n: (-len(groups[n]), n))
+    top = by_name.order_by(func.count().desc(), "name").limit(4).offset(1)
+    got = await db(top).values(ShardedUser.name, n=func.count())
+    assert got == [{"name": n, "n": len(groups[n])} for n in ranked[1:5]]
+    assert await db(top).count() == 4
+
+
+async def test_ungrouped_aggregates_and_rows_over_every_shard(db: IO, shards: Shards) -> None:
+    users = await fill(db)
+    everyone = ShardedUser.find().on_all_shards()
+    [row] = await db(everyone).values(**AGGREGATES)
+    assert plain({"name": "all", **row}) == expected_row("all", users)
+    assert await db(everyone.where(ShardedUser.id > 100)).values(n=func.count(), total=func.sum(ShardedUser.score)) == [
+        {"n": 0, "total": None}
+    ]
+    # Without groups or aggregates, values()/pluck() are rows merged in the query's order.
+    by_name = sorted(users, key=lambda u: (u.name, u.id))
+    got = await db(everyone.order_by("name", "id").limit(5).offset(3)).pluck("id")
+    assert got == [u.id for u in by_name[3:8]]
+    got_rows = await db(everyone.order_by("-id").limit(3)).values("id", "name")
+    assert got_rows == [{"id": n, "name": next(u.name for u in users if u.id == n)} for n in (30, 29, 28)]
+    assert sorted(await db(everyone).pluck("id")) == list(range(1, 31))
+    assert await db(everyone.order_by("id").limit(1)).values() == [{"id": 1, "name": "name07", "score": 37}]
+
+
+async def test_what_cannot_be_merged_is_refused(db: IO, shards: Shards) -> None:
+    await fill(db)
+    everyone = ShardedUser.find().on_all_shards()
+    by_name = everyone.group_by(ShardedUser.name)
+    name = ShardedUser.name
+    refused: list[tuple[Any, str, dict[str, Any], str]] = [
+        (by_name, "values", {"n": func.count(ShardedUser.score.distinct())}, "DISTINCT"),
+        (everyone, "values", {"n": func.count(ShardedUser.score.distinct())}, "DISTINCT"),
+        (by_name, "values", {"r": func.rank().over(order_by=name)}, "window"),
+        (by_name, "values", {"x": func.sum(ShardedUser.score) / func.count()}, "count, sum"),
+        (by_name, "values", {"s": func.group_concat(ShardedUser.id)}, "count, sum"),
+        (by_name, "values", {"score": ShardedUser.score}, "neither a group_by"),
+        (by_name.having(func.count().in_([1, 2])), "values", {"name": name}, "HAVING"),
+        (by_name.order_by(ShardedUser.score), "values", {"name": name}, "ORDER BY"),
+        (everyone, "values", {"name": name, "n": func.count()}, "neither a group_by"),
+        (ShardedUser.find().distinct().on_all_shards(), "values", {"name": name}, "distinct"),
+    ]
+    for query, method, labeled, message in refused:
+        with pytest.raises(QueryError, match=message):
+            await getattr(db(query), method)(**labeled)
+    with pytest.raises(QueryError, match="group_by"):
+        await db(by_name).sum("score")
+    with pytest.raises(QueryError, match="needs at least one column"):
+        await db(everyone).pluck()
+    # The next query on the same thread or task works.
+    assert await db(by_name).count() == len({u.name for u in await db(everyone).all()})
+
+
+async def test_all_shard_reads_leave_soft_deleted_rows_out(db: IO, shards: Shards) -> None:
+    for n in range(1, 13):
+        await db(Entry).create(id=n, kind="a" if n % 3 else "b", amount=n * 10)
+    for n in (4, 7, 12):
+        await db(await db(Entry.find_by_id(n)).one()).delete()
+    live = [n for n in range(1, 13) if n not in (4, 7, 12)]
+    entries = Entry.find().on_all_shards()
+    assert await db(entries).count() == len(live)
+    assert await db(entries).sum("amount") == sum(n * 10 for n in live)
+    assert await db(entries).max(Entry.amount) == 110
+    mean = Decimal(str(await db(entries).avg("amount"))).quantize(Decimal("0.0001"))
+    assert mean == (Decimal(sum(n * 10 for n in live)) / len(live)).quantize(Decimal("0.0001"))
+    got = await db(entries.group_by("kind").order_by("kind")).values(Entry.kind, n=func.count())
+    assert got == [{"kind": kind, "n": sum(1 for n in live if (n % 3 != 0) == (kind == "a"))} for kind in ("a", "b")]
+    assert sorted(await db(entries).pluck("id")) == live

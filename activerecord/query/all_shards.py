@@ -3,6 +3,8 @@
 ``User.find().on_all_shards()`` runs on each shard (concurrently in async mode) and merges:
 rows are ordered globally by the query's ORDER BY, LIMIT/OFFSET apply to the merged rows,
 ``count`` adds up, ``sum``/``min``/``max``/``avg`` combine per-shard partial results.
+Grouped reads (``group_by`` with ``values``/``pluck``/``count``) merge group by group, as
+planned in `shard_groups`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Column, Select, func, select
+from sqlalchemy import Column, Select, func
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -21,6 +23,7 @@ from ..connections import execute as _execute
 from ..connections.manager import ConnectionManager
 from ..engine import operations as _operations
 from ..errors import QueryError, ShardQueryError
+from . import shard_groups as _groups
 
 if TYPE_CHECKING:
     from .query import Query
@@ -112,6 +115,14 @@ class AllShardsQuery(Generic[M]):
     def offset(self, n: int | None) -> AllShardsQuery[M]:
         """Skip the first ``n`` records of the merged result."""
         return self._wrap(self._query.offset(n))
+
+    def group_by(self, *columns: Any) -> AllShardsQuery[M]:
+        """`Query.group_by`: groups merged over every shard (read them with `values`/`pluck`)."""
+        return self._wrap(self._query.group_by(*columns))
+
+    def having(self, *conditions: Any) -> AllShardsQuery[M]:
+        """`Query.having`, applied to the merged groups."""
+        return self._wrap(self._query.having(*conditions))
 
     def using_read_replica(self) -> AllShardsQuery[M]:
         """Read each shard from its replicas."""
@@ -212,23 +223,85 @@ class AllShardsQuery(Generic[M]):
         total = max(0, total - (q._offset or 0))
         return total if q._limit is None else min(total, q._limit)
 
+    @property
+    def _grouped(self) -> bool:
+        ext = self._query._ext
+        return ext is not None and bool(ext.group_by or ext.having)
+
     def count(self) -> int:
-        """How many records match, over every shard."""
+        """How many records match over every shard; of a grouped query, how many merged groups."""
+        if self._grouped:
+            return len(self._merged(self._plan((), {}, pluck=True)))
         unlimited = self._query.limit(None).offset(None)
         return self._limited_count(sum(self._each_query(unlimited, lambda q: q.count())))
 
     async def acount(self) -> int:
         """`count` (async)."""
+        if self._grouped:
+            return len(await self._amerged(self._plan((), {}, pluck=True)))
         unlimited = self._query.limit(None).offset(None)
         return self._limited_count(sum(await self._aeach_query(unlimited, lambda q: q.acount())))
 
     def exists(self) -> bool:
-        """Whether any shard has a matching record."""
+        """Whether any shard has a matching record (of a grouped query: any merged group)."""
+        if self._grouped:
+            return self.count() > 0
         return any(self._each(lambda q: q.exists()))
 
     async def aexists(self) -> bool:
         """`exists` (async)."""
+        if self._grouped:
+            return await self.acount() > 0
         return any(await self._aeach(lambda q: q.aexists()))
+
+    # -- columns and groups -------------------------------------------------------------------
+
+    def _plan(self, columns: Sequence[Any], labeled: dict[str, Any], *, pluck: bool = False) -> _groups.Plan:
+        return _groups.plan(self._query, columns, labeled, pluck=pluck)
+
+    def _merged(self, plan: _groups.Plan) -> list[tuple[Any, ...]]:
+        labels = plan.labels()
+        parts = self._each_query(plan.shard_query(self._query), lambda q: q.values(**labels))
+        return plan.merge(parts, ConnectionManager.backend(self.group))
+
+    async def _amerged(self, plan: _groups.Plan) -> list[tuple[Any, ...]]:
+        labels = plan.labels()
+        parts = await self._aeach_query(plan.shard_query(self._query), lambda q: q.avalues(**labels))
+        return plan.merge(parts, ConnectionManager.backend(self.group))
+
+    def values(self, *columns: Any, **labeled: Any) -> list[dict[str, Any]]:
+        """`Query.values` over every shard, merged.
+
+        Grouped (``group_by``/``having``, or aggregates among the columns): count, sum, min,
+        max and avg are combined per group, then HAVING, ORDER BY and LIMIT/OFFSET apply to the
+        merged groups. Otherwise rows merge as in `all`. What cannot be merged exactly raises
+        `QueryError`.
+
+        >>> User.find().on_all_shards().group_by(User.region).values(User.region, n=func.count())
+        """
+        plan = self._plan(columns, labeled)
+        names = [name for name, _ in plan.outputs]
+        return [dict(zip(names, row, strict=True)) for row in self._merged(plan)]
+
+    async def avalues(self, *columns: Any, **labeled: Any) -> list[dict[str, Any]]:
+        """`values` (async; the shards are queried concurrently)."""
+        plan = self._plan(columns, labeled)
+        names = [name for name, _ in plan.outputs]
+        return [dict(zip(names, row, strict=True)) for row in await self._amerged(plan)]
+
+    def pluck(self, *columns: Any) -> list[Any]:
+        """`Query.pluck` over every shard, merged as `values` merges."""
+        if not columns:
+            raise QueryError("pluck() needs at least one column")
+        rows = self._merged(self._plan(columns, {}, pluck=True))
+        return [row[0] for row in rows] if len(columns) == 1 else rows
+
+    async def apluck(self, *columns: Any) -> list[Any]:
+        """`pluck` (async)."""
+        if not columns:
+            raise QueryError("pluck() needs at least one column")
+        rows = await self._amerged(self._plan(columns, {}, pluck=True))
+        return [row[0] for row in rows] if len(columns) == 1 else rows
 
     # -- aggregates ---------------------------------------------------------------------------
 
@@ -236,14 +309,20 @@ class AllShardsQuery(Generic[M]):
         q = self._query
         if q._limit is not None or q._offset is not None:
             raise QueryError("on_all_shards() aggregates apply to every matching row: remove limit/offset")
+        ext = q._ext
+        if ext is not None and (ext.group_by or ext.having or ext.distinct):
+            raise QueryError(
+                "on_all_shards() sum/min/max/avg read plain rows: for groups use "
+                "values(column, total=func.sum(...)) after group_by()"
+            )
         if isinstance(column, str):
             table = q._model.__table__
             if column not in table.c:
                 raise QueryError(f"{q._model.__name__} has no field {column!r}")
             column = table.c[column]
-        stmt = select(func.sum(column), func.min(column), func.max(column), func.count(column))
-        stmt = stmt.select_from(q._model.__table__)
-        return stmt.where(*q._where) if q._where else stmt
+        # The query's own statement, so its scope (soft delete) and joins apply as in count().
+        partials = (func.sum(column), func.min(column), func.max(column), func.count(column))
+        return q.statement.order_by(None).with_only_columns(*partials, maintain_column_froms=True)
 
     def _partials(self, column: Any) -> list[Any]:
         stmt = self._aggregate_stmt(column)

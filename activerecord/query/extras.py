@@ -1,5 +1,5 @@
 """The query surface beyond filters and sorting: eager loading, joins, aggregates, column
-selection, row locks, soft-delete scopes and keyset pagination.
+selection, row locks, soft-delete scopes, keyset and numbered pagination.
 
 `Query` inherits these builders and terminals. Their state lives in one `Extras` value per
 query; a query that uses none of them carries ``None`` and pays nothing.
@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.expression import ClauseElement
 
 from ..connections import execute as _execute
@@ -117,6 +118,11 @@ class QueryFeatures(Generic[M]):
         def where(self, *conditions: Any, **equals: Any) -> Query[M]: ...
 
         def limit(self, n: int | None) -> Query[M]: ...
+
+        def _count_stmt(self) -> Select[Any]: ...
+
+        @property
+        def _loader(self) -> Any: ...
 
         def all(self) -> list[M]: ...
 
@@ -354,7 +360,7 @@ class QueryFeatures(Generic[M]):
     def after(self, cursor: str) -> Query[M]:
         """Only the records after ``cursor`` (from `paginate`) in this query's order."""
         keys = self._keys()
-        values = _pagination.decode(cursor, len(keys))
+        values = _pagination.decode(cursor, self._model.__table__, keys)
         return self._ordered(keys).where(_pagination.condition(keys, values))
 
     def _ordered(self, keys: list[tuple[Any, bool]]) -> Query[M]:
@@ -376,7 +382,8 @@ class QueryFeatures(Generic[M]):
             return _pagination.Page(found, None)
         records = found[:per_page]
         last = records[-1].__dict__
-        return _pagination.Page(records, _pagination.encode([last[c.name] for c, _ in keys]))
+        cursor = _pagination.encode(self._model.__table__, keys, [last[c.name] for c, _ in keys])
+        return _pagination.Page(records, cursor)
 
     def paginate(self, per_page: int, after: str | None = None) -> _pagination.Page[M]:
         """A page of ``per_page`` records by keyset (no OFFSET), in this query's ``order_by``
@@ -392,6 +399,56 @@ class QueryFeatures(Generic[M]):
         """`paginate` (async)."""
         query, keys = self._page_query(per_page, after)
         return self._page(await query.aall(), per_page, keys)
+
+    # -- offset pagination --------------------------------------------------------------------
+
+    def _numbered_args(self, number: int, size: int) -> tuple[Any, ...]:
+        _pagination.check_page(number, size)
+        if self._offset is not None or self._limit is not None:
+            raise QueryError("page() sets the limit itself: remove limit()/offset()")
+        query = self._copy()
+        ext = self._ext
+        if ext is None or not ext.group_by:
+            # The primary key as the last sort key: pages of an unordered query, or of one
+            # ordered by a column with ties, would otherwise overlap or skip rows.
+            pk = self._model.__table__.c[self._model._ar_pk]
+            if not any(_sort_column(k) is pk for k in self._order_by):
+                query._order_by = (*self._order_by, pk)
+        offset = (number - 1) * size
+        rows = query.limit(size).offset(offset)
+        count_stmt = query.limit(None)._count_stmt()
+        return count_stmt, rows._fetch(_operations.fetch_all), rows.statement, rows._loader, offset
+
+    def _numbered(self, found: tuple[int, list[M]], number: int, size: int) -> _pagination.NumberedPage[M]:
+        total, records = found
+        return _pagination.NumberedPage(records, total, number, size)
+
+    def page(self, number: int, size: int) -> _pagination.NumberedPage[M]:
+        """Page ``number`` (from 1) of ``size`` records by LIMIT/OFFSET, with the total count.
+
+        The primary key is appended to the query's ``order_by`` so pages neither overlap nor
+        skip rows. A page past the last one has no records. For deep pages of big tables prefer
+        `paginate` (keyset), whose cost does not grow with the depth.
+
+        >>> page = Order.find().order_by("-created_at").page(2, size=20)
+        >>> page.records, page.total, page.pages, page.has_next, page.has_previous
+        """
+        args = self._numbered_args(number, size)
+        found = _execute.run(self.connection_name, False, _pagination.numbered, *args)
+        return self._numbered(found, number, size)
+
+    async def apage(self, number: int, size: int) -> _pagination.NumberedPage[M]:
+        """`page` (async)."""
+        args = self._numbered_args(number, size)
+        found = await _execute.arun(self.connection_name, False, _pagination.numbered, *args)
+        return self._numbered(found, number, size)
+
+
+def _sort_column(key: Any) -> Any:
+    """The column of an ORDER BY key, without its direction."""
+    while isinstance(key, UnaryExpression):
+        key = key.element
+    return key
 
 
 def _merge(into: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
