@@ -14,8 +14,9 @@ from sqlalchemy import bindparam
 
 from ..connections import execute as _execute
 from ..errors import ConfigurationError, QueryError, UnknownFieldError
+from ..query import eager as _eager
 from ..query import upsert as _upsert
-from ..query.extras import Extras
+from ..query.base import Extras
 from . import bulk as _bulk
 from . import hooks as _hooks
 from . import relations as _relations
@@ -99,8 +100,8 @@ class Features:
 
     def load(self, *paths: str) -> Self:
         """Load relations of this record now (one query per relation): ``order.load("items")``."""
-        tree = _relations.parse_paths(type(self), paths)
-        _execute.run(self._ar_connection(None), False, _relations.preload, [self], tree)
+        tree = _eager.parse_paths(type(self), paths)
+        _execute.run(self._ar_connection(None), False, _eager.preload, [self], tree)
         return self
 
     async def aload(self, *paths: str) -> Self:
@@ -109,8 +110,8 @@ class Features:
         >>> order = await Order.find_by_id(1).aone()
         >>> await order.aload("items", "items.product")
         """
-        tree = _relations.parse_paths(type(self), paths)
-        await _execute.arun(self._ar_connection(None), False, _relations.preload, [self], tree)
+        tree = _eager.parse_paths(type(self), paths)
+        await _execute.arun(self._ar_connection(None), False, _eager.preload, [self], tree)
         return self
 
     @classmethod
@@ -119,18 +120,18 @@ class Features:
 
         They are read on ``using``, or on the connection the first record came from.
         """
-        tree = _relations.parse_paths(cls, paths)
+        tree = _eager.parse_paths(cls, paths)
         if records:
             name = using or records[0]._ar_connection(None)
-            _execute.run(name, False, _relations.preload, list(records), tree)
+            _execute.run(name, False, _eager.preload, list(records), tree)
 
     @classmethod
     async def apreload(cls, records: Sequence[Self], *paths: str, using: str | None = None) -> None:
         """`preload` (async)."""
-        tree = _relations.parse_paths(cls, paths)
+        tree = _eager.parse_paths(cls, paths)
         if records:
             name = using or records[0]._ar_connection(None)
-            await _execute.arun(name, False, _relations.preload, list(records), tree)
+            await _execute.arun(name, False, _eager.preload, list(records), tree)
 
     # -- soft delete --------------------------------------------------------------------------
 
