@@ -51,7 +51,7 @@ from .fields import (
     fast_check,
     field_errors,
 )
-from .state import STATE, RecordState, state_of
+from .state import RecordState
 
 Self = TypeVar("Self", bound="ActiveRecord")
 
@@ -112,7 +112,7 @@ class ModelMeta(type):
 
 
 def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], declared: dict[str, Field]) -> None:
-    reserved = {k for k in dir(ActiveRecord) if not k.startswith("__")} | {STATE}
+    reserved = {k for k in dir(ActiveRecord) if not k.startswith("__")}
     clash = sorted(set(declared) & reserved)
     if clash:
         raise ConfigurationError(f"{name}: field name(s) {', '.join(clash)} would hide ActiveRecord methods")
@@ -181,7 +181,7 @@ def _check_names(model: str, fields: Mapping[str, Field], names: Sequence[str]) 
         raise ConfigurationError(f"{model}: unknown field(s) {', '.join(unknown)} in an index or constraint")
 
 
-class ActiveRecord(_features.Features, metaclass=ModelMeta):
+class ActiveRecord(_features.Features, RecordState, metaclass=ModelMeta):
     """Base class of models. A subclass declares fields; its table is built from them.
 
     >>> class User(ActiveRecord):
@@ -216,10 +216,6 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     _ar_update_pk: ClassVar[Any]
     _ar_delete_pk: ClassVar[Any]
 
-    # A record's bookkeeping is one `RecordState` in __dict__ beside the field values, under
-    # `STATE` (read it with `state_of`). It is not annotated here:
-    # a type checker would take annotations on the base class for constructor fields.
-
     def __init__(self, **values: Any) -> None:
         cls = type(self)
         if "__table__" not in cls.__dict__:
@@ -238,11 +234,9 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         for name, field in cls._ar_defaulted:
             if name not in values:
                 d[name] = field.initial()
-        state = RecordState()
-        state.saved = None
-        state.using = None
-        state.relations = None
-        d[STATE] = state
+        self._ar_saved = None
+        self._ar_using = None
+        self._ar_loaded = None
         if unknown:
             _features.assign_relations(self, {k: values[k] for k in unknown})
 
@@ -261,16 +255,15 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         obj = cls.__new__(cls)
         d = obj.__dict__
         d.update(zip(cls._ar_names, row, strict=False))
-        state = d[STATE] = RecordState()
         if cls._ar_json:
             saved = list(row)
             for i in cls._ar_json:
                 saved[i] = _json_snapshot(saved[i])
-            state.saved = tuple(saved)
+            obj._ar_saved = tuple(saved)
         else:
-            state.saved = tuple(row)
-        state.using = None
-        state.relations = None
+            obj._ar_saved = tuple(row)
+        obj._ar_using = None
+        obj._ar_loaded = None
         return obj
 
     @classmethod
@@ -283,35 +276,27 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
 
         def load(row: Sequence[Any]) -> Self:
             obj: Self = fast(row)
-            state_of(obj).using = using
+            obj._ar_using = using
             return obj
 
         return load
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A copy gets a state of its own (a shallow copy would share the snapshot); the
-        # snapshot may be the driver's own row (asyncpg's Record does not pickle): a pickled
-        # or copied record carries it as a tuple.
-        d = self.__dict__.copy()
-        d[STATE] = d[STATE].copy()
-        return d
-
     def _ar_snapshot(self) -> None:
         d = self.__dict__
         if not self._ar_json:
-            d[STATE].saved = self._ar_get(d)
+            self._ar_saved = self._ar_get(d)
             return
         values = list(self._ar_get(d))
         for i in self._ar_json:
             values[i] = _json_snapshot(values[i])
-        d[STATE].saved = tuple(values)
+        self._ar_saved = tuple(values)
 
     # -- state --------------------------------------------------------------------------------
 
     @property
     def is_persisted(self) -> bool:
         """True once the record has been saved or loaded (and not deleted)."""
-        return state_of(self).saved is not None
+        return self._ar_saved is not None
 
     @property
     def pk(self) -> Any:
@@ -321,7 +306,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     def changed_fields(self) -> dict[str, Any]:
         """The fields whose values differ from what was last read or written, with the new values."""
         d = self.__dict__
-        saved = d[STATE].saved
+        saved = self._ar_saved
         if saved is None:
             return {n: d[n] for n in self._ar_names}
         json_positions = self._ar_json
@@ -337,7 +322,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return changed
 
     def _ar_connection(self, using: str | None) -> str:
-        return using or state_of(self).using or _targets.record_connection(self)
+        return using or self._ar_using or _targets.record_connection(self)
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -412,7 +397,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return changes
 
     def _ar_save_op(self, conn: Connection, pending: dict[str, Any]) -> None:
-        if state_of(self).saved is None:
+        if self._ar_saved is None:
             pk, filled = _operations.insert_one(conn, self.__table__, pending, self._ar_server_defaults)
             if pk is not None:
                 self.__dict__[self._ar_pk] = pk
@@ -425,14 +410,14 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
 
     def _ar_prepare_save(self) -> dict[str, Any] | None:
         """The values to write, validated; None when a saved record has no changes."""
-        if state_of(self).saved is None:
+        if self._ar_saved is None:
             return self._ar_insert_values()
         return self._ar_update_changes() or None
 
     def _ar_saved_to(self, using: str | None) -> None:
         self._ar_snapshot()
         if using is not None:
-            state_of(self).using = using
+            self._ar_using = using
 
     def save(self: Self, *, using: str | None = None) -> Self:
         """Insert the record, or update the fields that changed; returns the record.
@@ -474,7 +459,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         return await self.asave()
 
     def _ar_require_pk(self) -> Any:
-        if state_of(self).saved is None or self.pk is None:
+        if self._ar_saved is None or self.pk is None:
             raise MissingPrimaryKeyError(f"{type(self).__name__} has not been saved")
         return self.pk
 
@@ -489,7 +474,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         count = _execute.run(
             self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk}
         )
-        state_of(self).saved = None
+        self._ar_saved = None
         return count > 0
 
     async def adelete(self, *, using: str | None = None) -> bool:
@@ -500,7 +485,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         count = await _execute.arun(
             self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk}
         )
-        state_of(self).saved = None
+        self._ar_saved = None
         return count > 0
 
     def _ar_apply_row(self, row: Row[Any] | None) -> None:
@@ -509,7 +494,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         self.__dict__.update(zip(self._ar_names, row, strict=True))
         self._ar_snapshot()
         # Loaded relations may be as stale as the fields were: load them again on demand.
-        state_of(self).relations = None
+        self._ar_loaded = None
 
     def reload(self: Self, *, using: str | None = None) -> Self:
         """Read the record's row again, dropping unsaved changes."""
@@ -588,7 +573,7 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
         for i, row in enumerate(rows):
             try:
                 record = row if isinstance(row, cls) else cls(**row)  # type: ignore[arg-type]
-                if state_of(record).saved is not None:
+                if record._ar_saved is not None:
                     raise ValidationError(cls.__name__, {"record": ["already saved"]})
                 values.append(record._ar_insert_values())
             except ValidationError as exc:
@@ -805,10 +790,9 @@ def _compile_loader(cls: type[ActiveRecord]) -> Any:
     unpacking into the instance dict instead of a loop over the names. The row itself (an
     immutable, indexable row: the driver's, a tuple or a Core `Row`) is the snapshot dirty
     tracking compares to: no copy, and one object fewer per record for the garbage collector
-    to track. The record's `RecordState` is made by calling its class, which has no
-    ``__init__``, and storing the slots: about 40 ns a record on CPython 3.11, against 75 ns
-    through an ``__init__``. Rows of another width (and models with JSON fields, whose
-    snapshot is serialized) take ``_ar_load_general``.
+    to track. The bookkeeping goes to the record's own slots (see `RecordState`). Rows of
+    another width (and models with JSON fields, whose snapshot is serialized) take
+    ``_ar_load_general``.
     """
     general = cls._ar_load_general
     if cls._ar_json:
@@ -825,14 +809,12 @@ def _compile_loader(cls: type[ActiveRecord]) -> Any:
         "        return general(row)\n"
         "    obj = new(cls)\n"
         f"    {targets}, = row\n"
-        "    state = new_state()\n"
-        "    state.saved = row\n"
-        "    state.using = None\n"
-        "    state.relations = None\n"
-        f"    obj.{STATE} = state\n"
+        "    obj._ar_saved = row\n"
+        "    obj._ar_using = None\n"
+        "    obj._ar_loaded = None\n"
         "    return obj\n"
     )
-    scope: dict[str, Any] = {"general": general, "new": object.__new__, "cls": cls, "new_state": RecordState}
+    scope: dict[str, Any] = {"general": general, "new": object.__new__, "cls": cls}
     exec(compile(source, f"<activerecord loader of {cls.__name__}>", "exec"), scope)
     load = scope["load"]
     cls._ar_fast_load = load  # type: ignore[attr-defined]

@@ -19,7 +19,6 @@ from ..connections import execute as _execute
 from ..connections import transaction as _transaction
 from ..dialects.utc import utcnow
 from ..errors import ConfigurationError, StaleObjectError
-from .state import state_of
 
 R = TypeVar("R")
 
@@ -104,7 +103,7 @@ async def _ascope(record: Any, name: str) -> AsyncIterator[None]:
 
 def _prepare(record: Any) -> tuple[dict[str, Any] | None, Any]:
     """The pending write; with a lock version, also the version the row must still have."""
-    creating = state_of(record).saved is None
+    creating = record._ar_saved is None
     pending: dict[str, Any] | None = record._ar_prepare_save()
     version = type(record)._ar_version
     if pending is None or version is None or creating:
@@ -139,7 +138,7 @@ def save(record: R, using: str | None) -> R:
     r: Any = record
     _refuse_async(r, "save")
     name = r._ar_connection(using)
-    creating = state_of(r).saved is None
+    creating = r._ar_saved is None
     with _scope(r, name):
         _call(r, "before_validate")
         r.validate()
@@ -155,7 +154,7 @@ def save(record: R, using: str | None) -> R:
         _call(r, "after_save")
         _on_commit(r, name)
     if using is not None:
-        state_of(r).using = using
+        r._ar_using = using
     return record
 
 
@@ -163,7 +162,7 @@ async def asave(record: R, using: str | None) -> R:
     """`save` (async): async hooks are awaited."""
     r: Any = record
     name = r._ar_connection(using)
-    creating = state_of(r).saved is None
+    creating = r._ar_saved is None
     async with _ascope(r, name):
         await _acall(r, "before_validate")
         r.validate()
@@ -179,7 +178,7 @@ async def asave(record: R, using: str | None) -> R:
         await _acall(r, "after_save")
         _on_commit(r, name)
     if using is not None:
-        state_of(r).using = using
+        r._ar_using = using
     return record
 
 
@@ -220,7 +219,7 @@ def _deleted(record: Any, soft: bool, expected: Any, now: Any) -> None:
     cls = type(record)
     d = record.__dict__
     if not soft:
-        state_of(record).saved = None
+        record._ar_saved = None
         return
     d[cls._ar_soft] = now
     if expected is not None:

@@ -2,10 +2,10 @@
 join model. Each loads itself for many records at once (`Relation.load_into`); the eager loading
 built on that is in `activerecord.query.eager`.
 
-A relation is a descriptor on the model class. Loaded values live in the record's state
-(`RecordState.relations`) under the relation's name. Sync code running outside an event loop
-may load a relation lazily on first access; anywhere an event loop runs, an unloaded relation
-raises `RelationNotLoaded`, because a blocking load there would be hidden I/O.
+A relation is a descriptor on the model class. Loaded values live in the record's
+``_ar_loaded`` slot (see `RecordState`) under the relation's name. Sync code running outside an
+event loop may load a relation lazily on first access; anywhere an event loop runs, an unloaded
+relation raises `RelationNotLoaded`, because a blocking load there would be hidden I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from ..errors import ConfigurationError, MissingPrimaryKeyError, QueryError, Rel
 from ..query.eager import in_batches, live
 from . import registry as _registry
 from .fields_extra import _ForeignKeyField
-from .state import state_of
 
 if TYPE_CHECKING:
     from ..query.query import Query
@@ -202,21 +201,20 @@ class Relation(Generic[T]):
 
     def attach(self, record: Any, value: Any) -> None:
         """Store ``value`` as the loaded relation of ``record``."""
-        state = state_of(record)
-        loaded = state.relations
+        loaded = record._ar_loaded
         if loaded is None:
-            state.relations = {self.name: value}
+            record._ar_loaded = {self.name: value}
         else:
             loaded[self.name] = value
 
     def _loader(self, records: list[Any]) -> Callable[[Any], Any]:
-        return self.target._ar_loader(state_of(records[0]).using)  # type: ignore[no-any-return]
+        return self.target._ar_loader(records[0]._ar_using)  # type: ignore[no-any-return]
 
     def _nothing_to_load(self, owner: Any) -> bool:
         # A record with no key has no related rows: answer without I/O, in either mode.
         if self.kind == "belongs_to":
             return owner.__dict__[self.foreign_key] is None
-        return state_of(owner).saved is None or owner.pk is None
+        return owner._ar_saved is None or owner.pk is None
 
     def _unloaded(self, owner: Any) -> Any:
         """Sync code outside an event loop loads now; anywhere else this is an error naming the fix."""
@@ -235,7 +233,7 @@ class Relation(Generic[T]):
                     f"{model}.find().includes({self.name!r}) or `await record.aload({self.name!r})`"
                 )
             _execute.run(owner._ar_connection(None), False, self.load_into, [owner])
-        loaded = state_of(owner).relations
+        loaded = owner._ar_loaded
         assert loaded is not None  # load_into attached the value
         return loaded[self.name]
 
@@ -258,10 +256,10 @@ class _ToOne(Relation[T]):
     def __get__(self, obj: None, owner: type[Any]) -> _ToOne[T]: ...
     @overload
     def __get__(self, obj: object, owner: type[Any]) -> T | None: ...
-    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
         if obj is None:
             return self
-        loaded = state_of(obj).relations
+        loaded = obj._ar_loaded
         if loaded is not None:
             value = loaded.get(self.name, _UNSET)
             if value is not _UNSET and (self.kind != "belongs_to" or self._fresh(obj.__dict__, value)):
@@ -414,10 +412,10 @@ class HasMany(_HasBase[T]):
     def __get__(self, obj: None, owner: type[Any]) -> HasMany[T]: ...
     @overload
     def __get__(self, obj: object, owner: type[Any]) -> Collection[T]: ...
-    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
         if obj is None:
             return self
-        loaded = state_of(obj).relations
+        loaded = obj._ar_loaded
         if loaded is not None:
             stored: Collection[T] | None = loaded.get(self.name)
             if stored is not None:
@@ -507,7 +505,7 @@ class Collection(Generic[T]):
 
     def _owner_pk(self) -> Any:
         owner = self._owner
-        if state_of(owner).saved is None or owner.pk is None:
+        if owner._ar_saved is None or owner.pk is None:
             raise MissingPrimaryKeyError(
                 f"save the {type(owner).__name__} before using {type(owner).__name__}.{self._relation.name}"
             )
@@ -546,7 +544,7 @@ class Collection(Generic[T]):
         return record
 
     def _using(self) -> str | None:
-        return state_of(self._owner).using
+        return self._owner._ar_using  # type: ignore[no-any-return]
 
     def create(self, **values: Any) -> T:
         """Create a related record (and, through a join model, its join row, in one transaction)."""

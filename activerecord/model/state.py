@@ -1,8 +1,12 @@
-"""What a record knows besides its field values: one slotted object per record.
+"""What a record knows besides its field values, held in slots every record has.
 
-The field values live in the instance ``__dict__`` (CPython's fastest attribute path); everything
-else about the record sits on one `RecordState` stored under ``STATE``, so the record's own
-bookkeeping has one home and one name.
+The field values live in the instance ``__dict__`` (CPython's fastest attribute path); the
+record's bookkeeping lives in the slots declared here, once, instead of under string keys
+beside the values.
+
+Slots on the record itself, not a state object per record: a second object per record is a
+second object for the garbage collector to track, and loading 20,000 rows measured 90 ns a
+record slower that way (about a fifth of ``all()`` on SQLite) against 10 ns with slots.
 """
 
 from __future__ import annotations
@@ -10,48 +14,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-STATE = "_ar_state"
-"""The instance attribute that holds a record's `RecordState`."""
-
 
 class RecordState:
-    """The bookkeeping of one record.
+    """The bookkeeping slots of a record (`ActiveRecord` inherits them).
 
-    ``saved`` is the snapshot of the field values last read or written (None until the record
-    is saved or loaded, and again once it is deleted): dirty tracking compares to it. ``using``
-    is the connection the record came from (None: its model's). ``relations`` holds the loaded
-    relations by name, created on the first one.
+    ``_ar_saved`` is the snapshot of the field values last read or written (None until the
+    record is saved or loaded, and again once it is deleted): dirty tracking compares to it.
+    ``_ar_using`` is the connection the record came from (None: its model's).
+    ``_ar_loaded`` holds the loaded relations by name (None until the first one).
     """
 
-    __slots__ = ("relations", "saved", "using")
+    # "__dict__" keeps the field values in the instance dict.
+    __slots__ = ("__dict__", "_ar_loaded", "_ar_saved", "_ar_using")
 
-    saved: Sequence[Any] | None
-    using: str | None
-    relations: dict[str, Any] | None
+    _ar_saved: Sequence[Any] | None
+    _ar_using: str | None
+    _ar_loaded: dict[str, Any] | None
 
-    def copy(self) -> RecordState:
-        """An independent copy, with the snapshot as a plain tuple (a driver's row may not pickle)."""
-        new = RecordState()
-        saved = self.saved
-        new.saved = saved if saved is None or type(saved) is tuple else tuple(saved)
-        new.using = self.using
-        new.relations = None if self.relations is None else dict(self.relations)
-        return new
-
-
-def new_state() -> RecordState:
-    """The state of a record that was neither saved nor loaded."""
-    state = RecordState()
-    state.saved = None
-    state.using = None
-    state.relations = None
-    return state
+    def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        # The field values and, apart, the slots, in the form pickle and copy restore without a
+        # __setstate__. A copy gets its own relations dict; the snapshot may be the driver's own
+        # row (asyncpg's Record does not pickle), so it travels as a tuple.
+        saved = self._ar_saved
+        relations = self._ar_loaded
+        return self.__dict__.copy(), {
+            "_ar_saved": saved if saved is None or type(saved) is tuple else tuple(saved),
+            "_ar_using": self._ar_using,
+            "_ar_loaded": None if relations is None else dict(relations),
+        }
 
 
-def state_of(record: Any) -> RecordState:
-    """The `RecordState` of ``record``."""
-    state: RecordState = record.__dict__[STATE]
-    return state
-
-
-__all__ = ["STATE", "RecordState", "new_state", "state_of"]
+__all__ = ["RecordState"]
