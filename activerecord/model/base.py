@@ -33,7 +33,6 @@ from ..errors import (
     ValidationError,
 )
 from ..query import shard_writes as _shard_write
-from ..query import targets as _targets
 from ..query.query import Query
 from . import bulk as _bulk
 from . import features as _features
@@ -51,15 +50,10 @@ from .fields import (
     fast_check,
     field_errors,
 )
-from .state import RecordState
 
 Self = TypeVar("Self", bound="ActiveRecord")
 
 _SENSITIVE = re.compile(r"password|passwd|secret|token|api_key", re.IGNORECASE)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _json_snapshot(value: Any) -> str:
@@ -128,7 +122,7 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     if len(pks) > 1:
         raise ConfigurationError(f"{name}: composite primary keys are not supported; declare one primary key")
 
-    tablename = namespace.get("__tablename__") or _snake(name)
+    tablename = namespace.get("__tablename__") or _registry.snake_case(name)
     connection = cls.__connection__
     metadata = _registry.metadata_for(connection)
     if tablename in metadata.tables:
@@ -181,7 +175,7 @@ def _check_names(model: str, fields: Mapping[str, Field], names: Sequence[str]) 
         raise ConfigurationError(f"{model}: unknown field(s) {', '.join(unknown)} in an index or constraint")
 
 
-class ActiveRecord(_features.Features, RecordState, metaclass=ModelMeta):
+class ActiveRecord(_features.Features, metaclass=ModelMeta):
     """Base class of models. A subclass declares fields; its table is built from them.
 
     >>> class User(ActiveRecord):
@@ -320,9 +314,6 @@ class ActiveRecord(_features.Features, RecordState, metaclass=ModelMeta):
             elif value is not old and value != old:
                 changed[name] = value
         return changed
-
-    def _ar_connection(self, using: str | None) -> str:
-        return using or self._ar_using or _targets.record_connection(self)
 
     # -- validation ---------------------------------------------------------------------------
 

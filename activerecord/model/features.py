@@ -23,6 +23,7 @@ from . import relations as _relations
 from . import validators as _validators
 from .fields import Field
 from .fields_extra import _SoftDeleteField, _VersionField
+from .state import RecordState
 
 
 def precheck(cls: Any, fields: Mapping[str, Field]) -> None:
@@ -33,11 +34,7 @@ def precheck(cls: Any, fields: Mapping[str, Field]) -> None:
             if isinstance(value, _relations.Relation):
                 for role, ref in (("target", value._target_ref), ("join model", value._through_ref)):
                     if ref is not None and not isinstance(ref, str) and ref.__connection__ != conn:
-                        raise ConfigurationError(
-                            f"{cls.__name__}.{name}: {role} {ref.__name__} lives on connection {ref.__connection__!r}, "
-                            f"{cls.__name__} on {conn!r}; relations never cross connections: keep the id and query "
-                            f"{ref.__name__} on its own connection"
-                        )
+                        raise _relations.crossing(cls, name, role, ref)
     _relations.check_foreign_keys(cls.__name__, conn, fields)
 
 
@@ -77,7 +74,7 @@ def assign_relations(record: Any, values: dict[str, Any]) -> None:
         setattr(record, name, value)
 
 
-class Features:
+class Features(RecordState):
     """Record and model methods of the optional features, inherited by `ActiveRecord`."""
 
     __slots__ = ()
@@ -92,9 +89,6 @@ class Features:
     _ar_lifecycle: ClassVar[bool] = False
     _ar_default_ext: ClassVar[Extras | None] = None
     _ar_update_versioned: ClassVar[Any]
-
-    def _ar_connection(self, using: str | None) -> str:
-        raise NotImplementedError
 
     # -- relations ----------------------------------------------------------------------------
 

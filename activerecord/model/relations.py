@@ -11,7 +11,6 @@ relation raises `RelationNotLoaded`, because a blocking load there would be hidd
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
@@ -30,8 +29,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+def crossing(owner: Any, name: str, role: str, ref: Any) -> ConfigurationError:
+    """The error for relation ``owner.name`` whose ``role`` model ``ref`` is on another connection."""
+    return ConfigurationError(
+        f"{owner.__name__}.{name}: {role} {ref.__name__} lives on connection {ref.__connection__!r}, "
+        f"{owner.__name__} on {owner.__connection__!r}; relations never cross connections: keep the id and "
+        f"query {ref.__name__} on its own connection"
+    )
 
 
 class Relation(Generic[T]):
@@ -92,16 +96,8 @@ class Relation(Generic[T]):
         if "__table__" not in ref.__dict__:
             raise ConfigurationError(f"{owner.__name__}.{self.name}: {ref.__name__} is abstract and has no table")
         if ref.__connection__ != conn:
-            raise self._crossing(role, ref)
+            raise crossing(owner, self.name, role, ref)
         return ref
-
-    def _crossing(self, role: str, ref: Any) -> ConfigurationError:
-        owner = self.owner
-        return ConfigurationError(
-            f"{owner.__name__}.{self.name}: {role} {ref.__name__} lives on connection {ref.__connection__!r}, "
-            f"{owner.__name__} on {owner.__connection__!r}; relations never cross connections: keep the id and "
-            f"query {ref.__name__} on its own connection"
-        )
 
     def resolve(self) -> bool:
         """Find the target (and join) model and the keys; False while a named model is undeclared."""
@@ -175,7 +171,7 @@ class Relation(Generic[T]):
                 for other in _registry.connection_names():
                     elsewhere = [m for m in _registry.models_for(other) if m.__name__ == ref]
                     if elsewhere:
-                        raise self._crossing(role, elsewhere[-1])
+                        raise crossing(self.owner, self.name, role, elsewhere[-1])
         raise ConfigurationError(
             f"{self.owner.__name__}.{self.name}: no model named {self._target_ref!r} "
             f"(or join model {self._through_ref!r}) is declared on connection {self.owner.__connection__!r}"
@@ -328,7 +324,7 @@ class BelongsTo(_ToOne[T]):
 class _HasBase(Relation[T]):
     def _resolve_keys(self) -> None:
         owner = self.owner
-        default = f"{_snake(owner.__name__)}_id"
+        default = f"{_registry.snake_case(owner.__name__)}_id"
         if self.through is None:
             self.foreign_key = self._key(self.target, self._fk_option, default, owner, f"the key of {owner.__name__}")
             return
@@ -336,7 +332,7 @@ class _HasBase(Relation[T]):
         self.target_key = self._key(
             self.through,
             self._target_key_option,
-            f"{_snake(self.target.__name__)}_id",
+            f"{_registry.snake_case(self.target.__name__)}_id",
             self.target,
             f"the key of {self.target.__name__}",
         )

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..query import targets as _targets
+
 
 class RecordState:
-    """The bookkeeping slots of a record (`ActiveRecord` inherits them).
+    """The bookkeeping slots of a record, and the connection they select (`ActiveRecord` inherits them).
 
     ``_ar_saved`` is the snapshot of the field values last read or written (None until the
     record is saved or loaded, and again once it is deleted): dirty tracking compares to it.
@@ -30,6 +32,11 @@ class RecordState:
     _ar_saved: Sequence[Any] | None
     _ar_using: str | None
     _ar_loaded: dict[str, Any] | None
+
+    def _ar_connection(self, using: str | None) -> str:
+        """The connection to run on: ``using``, else the one the record came from, else its model's
+        (for a sharded model, the shard its key selects)."""
+        return using or self._ar_using or _targets.record_connection(self)
 
     def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any]]:
         # The field values and, apart, the slots, in the form pickle and copy restore without a
