@@ -24,6 +24,7 @@ from . import registry as _registry
 from .fields_extra import _ForeignKeyField
 
 if TYPE_CHECKING:
+    from ..query.eager import EagerRelation
     from ..query.query import Query
 
 T = TypeVar("T")
@@ -628,6 +629,12 @@ def has_one(target: str, *, foreign_key: str | None = None) -> HasOne[Any]: ...
 def has_one(target: Any, *, foreign_key: str | None = None) -> HasOne[Any]:
     """At most one ``target`` row holds this record's key: ``user.profile``."""
     return HasOne(target, foreign_key=foreign_key)
+
+
+if TYPE_CHECKING:
+
+    def _is_eager(rel: Relation[Any]) -> EagerRelation:
+        return rel  # mypy checks here that relations give eager loading what it needs
 
 
 # -- declaration --------------------------------------------------------------------------------
