@@ -195,6 +195,7 @@ __all__ = [
     "join_from",
     "join_loader",
     "live",
+    "merge",
     "parse_paths",
     "preload",
     "relation",
