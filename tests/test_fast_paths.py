@@ -167,6 +167,7 @@ def test_fields_are_columns_on_the_model_and_values_on_records() -> None:
     assert Author.name is Author.__table__.c.name
     assert "name" not in vars(Author)  # instance attributes stay on CPython's fast path
     assert Author(name="ada").name == "ada"
+    assert vars(Author(name="ada")).keys() == Author.__fields__.keys()  # the bookkeeping is in slots
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         Author.nope  # noqa: B018
 

@@ -123,8 +123,8 @@ async def test_includes_with_first_one_and_nothing_found(db: IO) -> None:
 async def test_includes_with_using_and_not_with_streaming(db: IO) -> None:
     await shop(db, purchases=2)
     found = await db(Purchase.find().using("orders").includes("lines", "customer")).all()
-    assert all(p.lines[0].__dict__["_ar_using"] == "orders" for p in found)
-    assert all(p.customer.__dict__["_ar_using"] == "orders" for p in found)
+    assert all(p.lines[0]._ar_using == "orders" for p in found)
+    assert all(p.customer._ar_using == "orders" for p in found)
     with pytest.raises(QueryError, match="batches"):
         await db.batches(Purchase.find().includes("lines"), 10)
 

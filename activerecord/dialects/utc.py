@@ -1,6 +1,8 @@
-"""UTC datetimes as the backends without a zone in their type hold them (SQLite, MySQL/MariaDB).
+"""UTC datetimes: the current time, and values as the backends without a zone in their type
+hold them (SQLite, MySQL/MariaDB).
 
-Both run for every datetime written or read, so each is the cheapest form measured on CPython 3.11.
+The conversions run for every datetime written or read, so each is the cheapest form measured on
+CPython 3.11.
 """
 
 from __future__ import annotations
@@ -8,6 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 _TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
 
 
 def utc_text(value: datetime) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.sql.ddl import sort_tables
 from ..connections import execute as _execute
 from ..connections import transaction as _transaction
 from ..connections.manager import ConnectionManager
+from ..dialects.utc import utcnow
 from ..engine import operations as _operations
 from ..errors import (
     ConfigurationError,
@@ -32,7 +33,6 @@ from ..errors import (
     ValidationError,
 )
 from ..query import shard_writes as _shard_write
-from ..query import targets as _targets
 from ..query.query import Query
 from . import bulk as _bulk
 from . import features as _features
@@ -50,16 +50,11 @@ from .fields import (
     compile_all_valid,
     fast_check,
     field_errors,
-    utcnow,
 )
 
 Self = TypeVar("Self", bound="ActiveRecord")
 
 _SENSITIVE = re.compile(r"password|passwd|secret|token|api_key", re.IGNORECASE)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _json_snapshot(value: Any) -> str:
@@ -128,7 +123,7 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     if len(pks) > 1:
         raise ConfigurationError(f"{name}: composite primary keys are not supported; declare one primary key")
 
-    tablename = namespace.get("__tablename__") or _snake(name)
+    tablename = namespace.get("__tablename__") or _registry.snake_case(name)
     connection = cls.__connection__
     metadata = _registry.metadata_for(connection)
     if tablename in metadata.tables:
@@ -216,10 +211,6 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
     _ar_update_pk: ClassVar[Any]
     _ar_delete_pk: ClassVar[Any]
 
-    # Per-instance state lives in __dict__ beside the field values, under "_ar_saved" (the
-    # snapshot) and "_ar_using" (the connection a record came from). It is not annotated here:
-    # a type checker would take annotations on the base class for constructor fields.
-
     def __init__(self, **values: Any) -> None:
         cls = type(self)
         if "__table__" not in cls.__dict__:
@@ -238,8 +229,9 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         for name, field in cls._ar_defaulted:
             if name not in values:
                 d[name] = field.initial()
-        d["_ar_saved"] = None
-        d["_ar_using"] = None
+        self._ar_saved = None
+        self._ar_using = None
+        self._ar_loaded = None
         if unknown:
             _features.assign_relations(self, {k: values[k] for k in unknown})
 
@@ -262,10 +254,11 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             saved = list(row)
             for i in cls._ar_json:
                 saved[i] = _json_snapshot(saved[i])
-            d["_ar_saved"] = tuple(saved)
+            obj._ar_saved = tuple(saved)
         else:
-            d["_ar_saved"] = tuple(row)
-        d["_ar_using"] = None
+            obj._ar_saved = tuple(row)
+        obj._ar_using = None
+        obj._ar_loaded = None
         return obj
 
     @classmethod
@@ -278,36 +271,27 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
 
         def load(row: Sequence[Any]) -> Self:
             obj: Self = fast(row)
-            obj.__dict__["_ar_using"] = using
+            obj._ar_using = using
             return obj
 
         return load
 
-    def __getstate__(self) -> dict[str, Any]:
-        # The snapshot may be the driver's own row (asyncpg's Record does not pickle): a
-        # pickled or deep-copied record carries it as a tuple.
-        state = self.__dict__.copy()
-        saved = state.get("_ar_saved")
-        if saved is not None and type(saved) is not tuple:
-            state["_ar_saved"] = tuple(saved)
-        return state
-
     def _ar_snapshot(self) -> None:
         d = self.__dict__
         if not self._ar_json:
-            d["_ar_saved"] = self._ar_get(d)
+            self._ar_saved = self._ar_get(d)
             return
         values = list(self._ar_get(d))
         for i in self._ar_json:
             values[i] = _json_snapshot(values[i])
-        d["_ar_saved"] = tuple(values)
+        self._ar_saved = tuple(values)
 
     # -- state --------------------------------------------------------------------------------
 
     @property
     def is_persisted(self) -> bool:
         """True once the record has been saved or loaded (and not deleted)."""
-        return self.__dict__["_ar_saved"] is not None
+        return self._ar_saved is not None
 
     @property
     def pk(self) -> Any:
@@ -316,8 +300,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
 
     def changed_fields(self) -> dict[str, Any]:
         """The fields whose values differ from what was last read or written, with the new values."""
-        saved = self.__dict__["_ar_saved"]
         d = self.__dict__
+        saved = self._ar_saved
         if saved is None:
             return {n: d[n] for n in self._ar_names}
         json_positions = self._ar_json
@@ -331,9 +315,6 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             elif value is not old and value != old:
                 changed[name] = value
         return changed
-
-    def _ar_connection(self, using: str | None) -> str:
-        return using or self.__dict__.get("_ar_using") or _targets.record_connection(self)
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -408,7 +389,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         return changes
 
     def _ar_save_op(self, conn: Connection, pending: dict[str, Any]) -> None:
-        if self.__dict__["_ar_saved"] is None:
+        if self._ar_saved is None:
             pk, filled = _operations.insert_one(conn, self.__table__, pending, self._ar_server_defaults)
             if pk is not None:
                 self.__dict__[self._ar_pk] = pk
@@ -421,14 +402,14 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
 
     def _ar_prepare_save(self) -> dict[str, Any] | None:
         """The values to write, validated; None when a saved record has no changes."""
-        if self.__dict__["_ar_saved"] is None:
+        if self._ar_saved is None:
             return self._ar_insert_values()
         return self._ar_update_changes() or None
 
     def _ar_saved_to(self, using: str | None) -> None:
         self._ar_snapshot()
         if using is not None:
-            self.__dict__["_ar_using"] = using
+            self._ar_using = using
 
     def save(self: Self, *, using: str | None = None) -> Self:
         """Insert the record, or update the fields that changed; returns the record.
@@ -470,7 +451,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         return await self.asave()
 
     def _ar_require_pk(self) -> Any:
-        if self.__dict__["_ar_saved"] is None or self.pk is None:
+        if self._ar_saved is None or self.pk is None:
             raise MissingPrimaryKeyError(f"{type(self).__name__} has not been saved")
         return self.pk
 
@@ -485,7 +466,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         count = _execute.run(
             self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk}
         )
-        self.__dict__["_ar_saved"] = None
+        self._ar_saved = None
         return count > 0
 
     async def adelete(self, *, using: str | None = None) -> bool:
@@ -496,7 +477,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         count = await _execute.arun(
             self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk}
         )
-        self.__dict__["_ar_saved"] = None
+        self._ar_saved = None
         return count > 0
 
     def _ar_apply_row(self, row: Row[Any] | None) -> None:
@@ -504,10 +485,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             raise RecordNotFound(f"{type(self).__name__} {self.pk!r} no longer exists")
         self.__dict__.update(zip(self._ar_names, row, strict=True))
         self._ar_snapshot()
-        if self._ar_relations:
-            # Loaded relations may be as stale as the fields were: load them again on demand.
-            for name in self._ar_relations:
-                self.__dict__.pop(name, None)
+        # Loaded relations may be as stale as the fields were: load them again on demand.
+        self._ar_loaded = None
 
     def reload(self: Self, *, using: str | None = None) -> Self:
         """Read the record's row again, dropping unsaved changes."""
@@ -575,7 +554,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         for i, row in enumerate(rows):
             try:
                 record = row if isinstance(row, cls) else cls(**row)  # type: ignore[arg-type]
-                if record.__dict__["_ar_saved"] is not None:
+                if record._ar_saved is not None:
                     raise ValidationError(cls.__name__, {"record": ["already saved"]})
                 values.append(record._ar_insert_values())
             except ValidationError as exc:
@@ -792,8 +771,9 @@ def _compile_loader(cls: type[ActiveRecord]) -> Any:
     unpacking into the instance dict instead of a loop over the names. The row itself (an
     immutable, indexable row: the driver's, a tuple or a Core `Row`) is the snapshot dirty
     tracking compares to: no copy, and one object fewer per record for the garbage collector
-    to track. Rows of another width (and models with JSON fields, whose snapshot is
-    serialized) take ``_ar_load_general``.
+    to track. The bookkeeping goes to the record's own slots (see `RecordState`). Rows of
+    another width (and models with JSON fields, whose snapshot is serialized) take
+    ``_ar_load_general``.
     """
     general = cls._ar_load_general
     if cls._ar_json:
@@ -812,6 +792,7 @@ def _compile_loader(cls: type[ActiveRecord]) -> Any:
         f"    {targets}, = row\n"
         "    obj._ar_saved = row\n"
         "    obj._ar_using = None\n"
+        "    obj._ar_loaded = None\n"
         "    return obj\n"
     )
     scope: dict[str, Any] = {"general": general, "new": object.__new__, "cls": cls}

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..dialects.utc import utcnow
 from ..errors import ValidationError
-from .fields import check_source, field_errors, utcnow
+from .fields import check_source, field_errors
 
 
 def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:

@@ -14,14 +14,16 @@ from sqlalchemy import bindparam
 
 from ..connections import execute as _execute
 from ..errors import ConfigurationError, QueryError, UnknownFieldError
+from ..query import eager as _eager
 from ..query import upsert as _upsert
-from ..query.extras import Extras
+from ..query.base import Extras
 from . import bulk as _bulk
 from . import hooks as _hooks
 from . import relations as _relations
 from . import validators as _validators
 from .fields import Field
 from .fields_extra import _SoftDeleteField, _VersionField
+from .state import RecordState
 
 
 def precheck(cls: Any, fields: Mapping[str, Field]) -> None:
@@ -32,11 +34,7 @@ def precheck(cls: Any, fields: Mapping[str, Field]) -> None:
             if isinstance(value, _relations.Relation):
                 for role, ref in (("target", value._target_ref), ("join model", value._through_ref)):
                     if ref is not None and not isinstance(ref, str) and ref.__connection__ != conn:
-                        raise ConfigurationError(
-                            f"{cls.__name__}.{name}: {role} {ref.__name__} lives on connection {ref.__connection__!r}, "
-                            f"{cls.__name__} on {conn!r}; relations never cross connections: keep the id and query "
-                            f"{ref.__name__} on its own connection"
-                        )
+                        raise _relations.crossing(cls, name, role, ref)
     _relations.check_foreign_keys(cls.__name__, conn, fields)
 
 
@@ -76,7 +74,7 @@ def assign_relations(record: Any, values: dict[str, Any]) -> None:
         setattr(record, name, value)
 
 
-class Features:
+class Features(RecordState):
     """Record and model methods of the optional features, inherited by `ActiveRecord`."""
 
     __slots__ = ()
@@ -92,15 +90,12 @@ class Features:
     _ar_default_ext: ClassVar[Extras | None] = None
     _ar_update_versioned: ClassVar[Any]
 
-    def _ar_connection(self, using: str | None) -> str:
-        raise NotImplementedError
-
     # -- relations ----------------------------------------------------------------------------
 
     def load(self, *paths: str) -> Self:
         """Load relations of this record now (one query per relation): ``order.load("items")``."""
-        tree = _relations.parse_paths(type(self), paths)
-        _execute.run(self._ar_connection(None), False, _relations.preload, [self], tree)
+        tree = _eager.parse_paths(type(self), paths)
+        _execute.run(self._ar_connection(None), False, _eager.preload, [self], tree)
         return self
 
     async def aload(self, *paths: str) -> Self:
@@ -109,8 +104,8 @@ class Features:
         >>> order = await Order.find_by_id(1).aone()
         >>> await order.aload("items", "items.product")
         """
-        tree = _relations.parse_paths(type(self), paths)
-        await _execute.arun(self._ar_connection(None), False, _relations.preload, [self], tree)
+        tree = _eager.parse_paths(type(self), paths)
+        await _execute.arun(self._ar_connection(None), False, _eager.preload, [self], tree)
         return self
 
     @classmethod
@@ -119,18 +114,18 @@ class Features:
 
         They are read on ``using``, or on the connection the first record came from.
         """
-        tree = _relations.parse_paths(cls, paths)
+        tree = _eager.parse_paths(cls, paths)
         if records:
             name = using or records[0]._ar_connection(None)
-            _execute.run(name, False, _relations.preload, list(records), tree)
+            _execute.run(name, False, _eager.preload, list(records), tree)
 
     @classmethod
     async def apreload(cls, records: Sequence[Self], *paths: str, using: str | None = None) -> None:
         """`preload` (async)."""
-        tree = _relations.parse_paths(cls, paths)
+        tree = _eager.parse_paths(cls, paths)
         if records:
             name = using or records[0]._ar_connection(None)
-            await _execute.arun(name, False, _relations.preload, list(records), tree)
+            await _execute.arun(name, False, _eager.preload, list(records), tree)
 
     # -- soft delete --------------------------------------------------------------------------
 

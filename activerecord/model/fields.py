@@ -396,8 +396,3 @@ def compile_all_valid(checks: Sequence[FastCheck], label: str) -> Callable[[Mapp
     exec(compile("\n".join(lines) + "\n", f"<activerecord checks of {label}>", "exec"), scope)
     all_valid: Callable[[Mapping[str, Any]], bool] = scope["all_valid"]
     return all_valid
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware (UTC)."""
-    return dt.datetime.now(dt.UTC)

@@ -17,8 +17,8 @@ from sqlalchemy import Connection
 
 from ..connections import execute as _execute
 from ..connections import transaction as _transaction
+from ..dialects.utc import utcnow
 from ..errors import ConfigurationError, StaleObjectError
-from .fields import utcnow
 
 R = TypeVar("R")
 
@@ -103,7 +103,7 @@ async def _ascope(record: Any, name: str) -> AsyncIterator[None]:
 
 def _prepare(record: Any) -> tuple[dict[str, Any] | None, Any]:
     """The pending write; with a lock version, also the version the row must still have."""
-    creating = record.__dict__["_ar_saved"] is None
+    creating = record._ar_saved is None
     pending: dict[str, Any] | None = record._ar_prepare_save()
     version = type(record)._ar_version
     if pending is None or version is None or creating:
@@ -138,7 +138,7 @@ def save(record: R, using: str | None) -> R:
     r: Any = record
     _refuse_async(r, "save")
     name = r._ar_connection(using)
-    creating = r.__dict__["_ar_saved"] is None
+    creating = r._ar_saved is None
     with _scope(r, name):
         _call(r, "before_validate")
         r.validate()
@@ -154,7 +154,7 @@ def save(record: R, using: str | None) -> R:
         _call(r, "after_save")
         _on_commit(r, name)
     if using is not None:
-        r.__dict__["_ar_using"] = using
+        r._ar_using = using
     return record
 
 
@@ -162,7 +162,7 @@ async def asave(record: R, using: str | None) -> R:
     """`save` (async): async hooks are awaited."""
     r: Any = record
     name = r._ar_connection(using)
-    creating = r.__dict__["_ar_saved"] is None
+    creating = r._ar_saved is None
     async with _ascope(r, name):
         await _acall(r, "before_validate")
         r.validate()
@@ -178,7 +178,7 @@ async def asave(record: R, using: str | None) -> R:
         await _acall(r, "after_save")
         _on_commit(r, name)
     if using is not None:
-        r.__dict__["_ar_using"] = using
+        r._ar_using = using
     return record
 
 
@@ -219,7 +219,7 @@ def _deleted(record: Any, soft: bool, expected: Any, now: Any) -> None:
     cls = type(record)
     d = record.__dict__
     if not soft:
-        d["_ar_saved"] = None
+        record._ar_saved = None
         return
     d[cls._ar_soft] = now
     if expected is not None:

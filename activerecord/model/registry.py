@@ -6,6 +6,7 @@ its own tables.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import MetaData
@@ -39,6 +40,11 @@ def models_for(name: str) -> list[type[Any]]:
 def connection_names() -> list[str]:
     """Every connection name some model is declared on."""
     return list(_models)
+
+
+def snake_case(name: str) -> str:
+    """A class name in snake case, as default table and key names use it: ``OrderItem`` -> ``order_item``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def register(name: str, model: type[Any]) -> None:

@@ -18,7 +18,7 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from sqlalchemy import Numeric
 
 from ..errors import ConfigurationError, UnknownFieldError, ValidationError
-from . import relations as _relations
+from ..query import eager as _eager
 from .fields import (
     MISSING,
     Field,
@@ -198,14 +198,14 @@ def schema_for(
     unknown = [n for n in exclude if n not in model.__fields__]
     if unknown:
         raise UnknownFieldError(model.__name__, {n: ["unknown field"] for n in unknown})
-    tree = _relations.parse_paths(model, list(include))
+    tree = _eager.parse_paths(model, list(include))
     name = name or _default_name(model, kind, include, ids_as_strings)
     built = _build(model, kind, tree, set(exclude), ids_as_strings, name)
     cache[key] = built
     return built
 
 
-def _paths(tree: _relations.Tree) -> list[str]:
+def _paths(tree: _eager.Tree) -> list[str]:
     """``tree`` (from `parse_paths`) back as dotted paths."""
     paths = []
     for name, sub in tree.items():
@@ -215,7 +215,7 @@ def _paths(tree: _relations.Tree) -> list[str]:
 
 
 def _build(
-    model: Any, kind: str, tree: _relations.Tree, exclude: set[str], ids_as_strings: bool | None, name: str
+    model: Any, kind: str, tree: _eager.Tree, exclude: set[str], ids_as_strings: bool | None, name: str
 ) -> type[BaseModel]:
     strings = model._ar_string_fields(ids_as_strings)
     definitions: dict[str, Any] = {}

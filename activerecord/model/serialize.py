@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from weakref import WeakKeyDictionary
 
 from ..errors import ConfigurationError, QueryError, UnknownFieldError
-from . import relations as _relations
+from ..query import eager as _eager
 from .fields import _IntegerField
 from .fields_extra import _ForeignKeyField
 
@@ -63,7 +63,7 @@ def strings_for(model: Any, ids_as_strings: bool | None) -> frozenset[str]:
 _NONE: frozenset[str] = frozenset()
 
 
-def _as_dict(record: Any, names: Iterable[str], tree: _relations.Tree, ids_as_strings: bool | None) -> dict[str, Any]:
+def _as_dict(record: Any, names: Iterable[str], tree: _eager.Tree, ids_as_strings: bool | None) -> dict[str, Any]:
     model = type(record)
     d = record.__dict__
     fields = model.__fields__
@@ -136,7 +136,7 @@ class Serializable:
                 raise UnknownFieldError(model.__name__, {k: ["unknown field"] for k in unknown})
             skip = set(exclude)
             names = [n for n in names if n not in skip]
-        tree = _relations.parse_paths(model, list(include)) if include else {}
+        tree = _eager.parse_paths(model, list(include)) if include else {}
         return _as_dict(self, names, tree, ids_as_strings)
 
     @classmethod

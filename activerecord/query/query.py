@@ -1,15 +1,18 @@
 """Queries: a Core ``Select`` being built, plus terminals that run it in either mode.
 
 Building is pure and generative: every builder returns a new query, the original is unchanged.
-Terminals hand the finished statement to `_operations` through `_execute`.
+Terminals hand the finished statement to `engine.operations` through `connections.execute`.
+The layers of the class: `QueryBase` (state and statement) < `QueryFeatures` (the surface
+beyond filters and sorting) < `Query` (filters, sorting, routing and the terminals).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table, exists, func, select
+from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.expression import ClauseElement
 
 from ..connections import execute as _execute
@@ -18,27 +21,11 @@ from ..engine import operations as _operations
 from ..errors import MultipleRecordsFound, QueryError, RecordNotFound
 from ..multidb import routing as _routing
 from . import extras as _query_ext
-from . import targets as _targets
+from . import pagination as _pagination
 from .all_shards import AllShardsQuery
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
-
-
-class RecordClass(Protocol):
-    """What a query needs of the model class it returns."""
-
-    __table__: Table
-    __connection__: str
-
-    @classmethod
-    def _ar_loader(cls, using: str | None) -> Any: ...
-
-    @classmethod
-    def _ar_where_kwargs(cls, kwargs: Mapping[str, Any]) -> list[ColumnElement[bool]]: ...
-
-    @classmethod
-    def _ar_update_values(cls, kwargs: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 M = TypeVar("M")
@@ -51,73 +38,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
     >>> await User.find().where(name="ada").aone()
     """
 
-    __slots__ = ("_conds", "_ext", "_limit", "_model", "_offset", "_order_by", "_pk", "_role", "_using")
-
-    def __init__(self, model: type[M]) -> None:
-        self._model: Any = model
-        self._conds: tuple[ColumnElement[bool], ...] | None = ()
-        self._order_by: tuple[Any, ...] = ()
-        self._limit: int | None = None
-        self._offset: int | None = None
-        self._using: str | None = None
-        # Joins, eager loads, aggregates, scopes (see `_query_ext`); the model's default scope.
-        self._ext: _query_ext.Extras | None = getattr(model, "_ar_default_ext", None)
-        self._role: str | None = None
-        # The primary key of a ``find_by_id`` query while its only condition is that key: its
-        # terminals then run the model's prebuilt statement instead of building one.
-        self._pk: Any = _NO_PK
-
-    @classmethod
-    def _by_pk(cls, model: type[M], pk: Any) -> Query[M]:
-        """``find_by_id``: the pk condition is built only if something needs it (`_where`)."""
-        new: Query[M] = object.__new__(cls)
-        new._model = model
-        new._conds = None
-        new._order_by = ()
-        new._limit = None
-        new._offset = None
-        new._using = None
-        new._ext = getattr(model, "_ar_default_ext", None)
-        new._role = None
-        new._pk = pk
-        return new
-
-    @property
-    def _where(self) -> tuple[ColumnElement[bool], ...]:
-        """The conditions; a `_by_pk` query builds its pk condition only when something asks."""
-        conds = self._conds
-        if conds is None:
-            model = self._model
-            conds = self._conds = (model.__table__.c[model._ar_pk] == self._pk,)
-        return conds
-
-    @_where.setter
-    def _where(self, conditions: tuple[ColumnElement[bool], ...]) -> None:
-        self._conds = conditions
-
-    @property
-    def _plain_pk(self) -> bool:
-        """Whether this is a bare primary-key lookup (no scope, sort, limit or offset added)."""
-        return (
-            self._pk is not _NO_PK
-            and self._ext is None
-            and self._limit is None
-            and self._offset is None
-            and not self._order_by
-        )
-
-    def _copy(self) -> Query[M]:
-        new: Query[M] = object.__new__(type(self))
-        new._model = self._model
-        new._conds = self._conds
-        new._order_by = self._order_by
-        new._limit = self._limit
-        new._offset = self._offset
-        new._using = self._using
-        new._ext = self._ext
-        new._role = self._role
-        new._pk = self._pk
-        return new
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<Query {self._model.__name__}: {self.to_sql()}>"
@@ -135,12 +56,9 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
                     f"where() takes SQL expressions such as User.name == 'a', not "
                     f"{type(condition).__name__} {condition!r}"
                 )
-        new = self._copy()
-        new._where = self._where + tuple(conditions) + tuple(self._model._ar_where_kwargs(equals))
-        new._pk = _NO_PK
-        return new
+        return self._and(*conditions, *self._model._ar_where_kwargs(equals))
 
-    def order_by(self, *columns: Any) -> Query[M]:
+    def order_by(self, *columns: Any) -> Self:
         """Add sort keys: columns, ``User.name.desc()``, or field names (``"-name"`` for descending)."""
         keys = []
         table: Table = self._model.__table__
@@ -157,7 +75,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         new._order_by = self._order_by + tuple(keys)
         return new
 
-    def limit(self, n: int | None) -> Query[M]:
+    def limit(self, n: int | None) -> Self:
         """Return at most ``n`` records."""
         if n is not None and (not isinstance(n, int) or n < 0):
             raise QueryError(f"limit must be a non-negative int, not {n!r}")
@@ -165,7 +83,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         new._limit = n
         return new
 
-    def offset(self, n: int | None) -> Query[M]:
+    def offset(self, n: int | None) -> Self:
         """Skip the first ``n`` records."""
         if n is not None and (not isinstance(n, int) or n < 0):
             raise QueryError(f"offset must be a non-negative int, not {n!r}")
@@ -173,7 +91,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         new._offset = n
         return new
 
-    def using(self, name: str) -> Query[M]:
+    def using(self, name: str) -> Self:
         """Run on connection ``name`` instead of the model's own ``__connection__``."""
         if not isinstance(name, str) or not name:
             raise QueryError(f"using() takes a connection name, not {name!r}")
@@ -181,7 +99,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         new._using = name
         return new
 
-    def using_read_replica(self) -> Query[M]:
+    def using_read_replica(self) -> Self:
         """Read from a replica of the connection (the primary when none can serve the read).
 
         Inside a transaction the transaction's connection is used all the same; a write through
@@ -191,7 +109,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         new._role = _routing.READING
         return new
 
-    def using_primary(self) -> Query[M]:
+    def using_primary(self) -> Self:
         """Read from the primary, even where reads would go to a replica."""
         new = self._copy()
         new._role = _routing.WRITING
@@ -205,30 +123,6 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
     def _loader(self) -> Any:
         load = self._model._ar_loader(self._using)
         return load if self._ext is None else self._wrap_loader(load)
-
-    @property
-    def connection_name(self) -> str:
-        """The connection this query runs on (for a sharded model, the shard its key selects)."""
-        name = self._using or self._model.__connection__
-        if self._role is None and not ConnectionManager.is_shard_group(name):
-            return name  # the common case, without building the WHERE of a pk lookup
-        return _targets.query_target(self._model, self._using, self._role, self._where)
-
-    @property
-    def statement(self) -> Select[Any]:
-        """The Core ``Select`` this query stands for."""
-        stmt = select(self._model.__table__)
-        if self._where:
-            stmt = stmt.where(*self._where)
-        if self._order_by:
-            stmt = stmt.order_by(*self._order_by)
-        if self._limit is not None:
-            stmt = stmt.limit(self._limit)
-        if self._offset is not None:
-            stmt = stmt.offset(self._offset)
-        if self._ext is not None:
-            stmt = self._ext.apply(self._model, stmt)
-        return stmt
 
     def to_sql(self, *, literal: bool = False) -> str:
         """The SQL, in the dialect of this query's connection when it is configured.
@@ -411,6 +305,65 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         """`delete_all` (async)."""
         return await _execute.arun(self.connection_name, True, _operations.execute_rowcount, self._delete_stmt())
 
+    def paginate(self, per_page: int, after: str | None = None) -> _pagination.Page[M]:
+        """A page of ``per_page`` records by keyset (no OFFSET), in this query's ``order_by``
+        (primary key appended as tie-breaker; sort columns must be NOT NULL).
+
+        >>> page = Order.find().order_by("-id").paginate(50)
+        >>> page = Order.find().order_by("-id").paginate(50, after=page.next_cursor)
+        """
+        query, keys = self._page_query(per_page, after)
+        return self._page(query.all(), per_page, keys)
+
+    async def apaginate(self, per_page: int, after: str | None = None) -> _pagination.Page[M]:
+        """`paginate` (async)."""
+        query, keys = self._page_query(per_page, after)
+        return self._page(await query.aall(), per_page, keys)
+
+    # -- offset pagination --------------------------------------------------------------------
+
+    def _numbered_args(self, number: int, size: int) -> tuple[Any, ...]:
+        _pagination.check_page(number, size)
+        if self._offset is not None or self._limit is not None:
+            raise QueryError("page() sets the limit itself: remove limit()/offset()")
+        query = self._copy()
+        ext = self._ext
+        if ext is None or not ext.group_by:
+            # The primary key as the last sort key: pages of an unordered query, or of one
+            # ordered by a column with ties, would otherwise overlap or skip rows.
+            pk = self._model.__table__.c[self._model._ar_pk]
+            if not any(_sort_column(k) is pk for k in self._order_by):
+                query._order_by = (*self._order_by, pk)
+        offset = (number - 1) * size
+        count_stmt = query._count_stmt()  # before the page's LIMIT/OFFSET: the total
+        rows = query._copy()
+        rows._limit, rows._offset = size, offset
+        return count_stmt, rows._fetch(_operations.fetch_all), rows.statement, rows._loader, offset
+
+    def _numbered(self, found: tuple[int, list[M]], number: int, size: int) -> _pagination.NumberedPage[M]:
+        total, records = found
+        return _pagination.NumberedPage(records, total, number, size)
+
+    def page(self, number: int, size: int) -> _pagination.NumberedPage[M]:
+        """Page ``number`` (from 1) of ``size`` records by LIMIT/OFFSET, with the total count.
+
+        The primary key is appended to the query's ``order_by`` so pages neither overlap nor
+        skip rows. A page past the last one has no records. For deep pages of big tables prefer
+        `paginate` (keyset), whose cost does not grow with the depth.
+
+        >>> page = Order.find().order_by("-created_at").page(2, size=20)
+        >>> page.records, page.total, page.pages, page.has_next, page.has_previous
+        """
+        args = self._numbered_args(number, size)
+        found = _execute.run(self.connection_name, False, _pagination.numbered, *args)
+        return self._numbered(found, number, size)
+
+    async def apage(self, number: int, size: int) -> _pagination.NumberedPage[M]:
+        """`page` (async)."""
+        args = self._numbered_args(number, size)
+        found = await _execute.arun(self.connection_name, False, _pagination.numbered, *args)
+        return self._numbered(found, number, size)
+
     # -- streaming ----------------------------------------------------------------------------
 
     def batches(self, size: int = 1000) -> Iterator[list[M]]:
@@ -446,9 +399,12 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
                 yield record
 
 
-#: `Query._pk` of a query that is not a bare primary-key lookup.
-_NO_PK: Any = object()
-
-
 def _stream(conn: Connection, stmt: Select[Any], size: int) -> Any:
     return conn.execute(stmt.execution_options(yield_per=size))
+
+
+def _sort_column(key: Any) -> Any:
+    """The column of an ORDER BY key, without its direction."""
+    while isinstance(key, UnaryExpression):
+        key = key.element
+    return key
