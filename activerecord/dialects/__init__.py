@@ -1,6 +1,7 @@
 """The backends activerecord knows, behind one protocol (`base.Backend`): `backend_for` finds one.
 
-A new backend is one module here with a `base.Backend` subclass, registered in `BACKENDS`.
+A new backend is one module here with a `base.Backend` subclass, whose instance is passed to
+`register` below (or by an application, for a backend of its own).
 Importing this package imports no database driver: the drivers load when an engine is created.
 """
 
@@ -12,10 +13,18 @@ from . import mysql, postgresql, sqlite
 from .base import Backend, abegin_write, begin_write
 
 #: Every backend, by its name.
-BACKENDS: dict[str, Backend] = {b.name: b for b in (sqlite.BACKEND, postgresql.BACKEND, mysql.BACKEND)}
-_BY_NAME: dict[str, Backend] = {alias: b for b in BACKENDS.values() for alias in (b.name, *b.aliases)}
+BACKENDS: dict[str, Backend] = {}
+# By name and by every alias: a SQLAlchemy dialect on MariaDB is named "mariadb", for one.
+_BY_NAME: dict[str, Backend] = {}
 
-__all__ = ["BACKENDS", "Backend", "abegin_write", "backend_for", "begin_write"]
+__all__ = ["BACKENDS", "Backend", "abegin_write", "backend_for", "begin_write", "register"]
+
+
+def register(backend: Backend) -> None:
+    """Make ``backend`` known by its name and aliases (configuration, `backend_for`)."""
+    BACKENDS[backend.name] = backend
+    for name in (backend.name, *backend.aliases):
+        _BY_NAME[name] = backend
 
 
 def backend_for(name_or_dialect: str | Dialect) -> Backend:
@@ -26,3 +35,7 @@ def backend_for(name_or_dialect: str | Dialect) -> Backend:
         return _BY_NAME[name.lower()]
     except KeyError:
         raise LookupError(f"no backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
+
+
+for _backend in (sqlite.BACKEND, postgresql.BACKEND, mysql.BACKEND):
+    register(_backend)
