@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import pathlib
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.dialects import mysql as sa_mysql
@@ -34,7 +36,7 @@ NAMES = {name for backend in BACKENDS.values() for name in (backend.name, *backe
 def test_backend_for_finds_each_backend_by_name_alias_or_dialect() -> None:
     assert backend_for("sqlite").name == "sqlite"
     assert backend_for("mariadb") is backend_for("mysql") is backend_for(sa_mysql.dialect())
-    assert backend_for("postgres") is backend_for(sa_postgresql.dialect())
+    assert backend_for("postgres") is backend_for(sa_postgresql.dialect())  # type: ignore[no-untyped-call]
     assert backend_for(sa_sqlite.dialect()) is BACKENDS["sqlite"]
     with pytest.raises(LookupError, match="no backend 'oracle'"):
         backend_for("oracle")
@@ -64,6 +66,9 @@ def test_a_new_backend_is_one_class_registered_by_name(monkeypatch: pytest.Monke
         async_driver = "afourth"
         async_drivers = frozenset({"afourth"})
         default_port = 7777
+
+        def upsert(self, table: Any, conflict: Any, update: Any, pk: str) -> Any:
+            return table.insert()
 
     monkeypatch.setattr(dialects, "_BY_NAME", dict(dialects._BY_NAME))
     monkeypatch.setitem(BACKENDS, Fourth.name, BACKENDS["sqlite"])  # (so that the test's end removes it)
@@ -108,7 +113,7 @@ def test_the_fast_paths_pass_their_self_checks_on_the_pinned_versions() -> None:
 
 
 @pytest.fixture
-def failing_row_check(monkeypatch: pytest.MonkeyPatch) -> object:
+def failing_row_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # A SQLAlchemy whose result internals changed cannot be installed here: the check is made to fail.
     monkeypatch.setattr(operations, "_fast_rows_problem", lambda: "forced to fail")
     operations.fast_rows_usable.cache_clear()
@@ -127,19 +132,18 @@ async def test_rows_are_read_through_result_all_when_the_internals_check_fails(d
 
 
 @pytest.fixture
-def failing_cursor_check(monkeypatch: pytest.MonkeyPatch) -> object:
+def failing_cursor_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from activerecord.dialects import sqlite_async
 
     # An aiosqlite or SQLAlchemy whose internals changed cannot be installed here: the check is made to fail.
     monkeypatch.setattr(sqlite_async, "_problem", lambda: "forced to fail")
     sqlite_async.fast_cursor_usable.cache_clear()
-    yield sqlite_async
+    yield
     sqlite_async.fast_cursor_usable.cache_clear()
 
 
-async def test_async_sqlite_uses_the_stock_adapter_when_the_cursor_check_fails(
-    failing_cursor_check: object, tmp_path: pathlib.Path
-) -> None:
+@pytest.mark.usefixtures("failing_cursor_check")
+async def test_async_sqlite_uses_the_stock_adapter_when_the_cursor_check_fails(tmp_path: pathlib.Path) -> None:
     from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_cursor
 
     engines = NodeEngines(parse_node("s", {"driver": "sqlite", "database": str(tmp_path / "app.db")}))
