@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..dialects import abegin_write, backend_for, begin_write
 from ..engine.greenlets import run_sync
 from ..errors import TransactionError
 from ..multidb import positions as _positions
@@ -47,7 +48,7 @@ def _note_write_in_transaction(name: str, cluster: Cluster, is_async: bool) -> N
     if tx is None or tx.__dict__.get("_ar_position_hook"):
         return
     tx.__dict__["_ar_position_hook"] = True
-    if cluster.primary.node.backend != "postgresql":
+    if not backend_for(cluster.primary.node.backend).has_write_positions:
         tx.on_commit(lambda: _positions.record(name, None))
     elif is_async:
 
@@ -87,7 +88,7 @@ def run(name: str, write: bool, op: Callable[Concatenate[Connection, P], R], *ar
     try:
         if write:
             with cluster.primary.sync.connect() as conn:
-                with conn.begin():
+                with begin_write(conn):
                     result = op(conn, *args, **kwargs)
                 if writes and cluster.records_positions():
                     _positions.record(name, _positions.primary_lsn(conn))
@@ -152,7 +153,7 @@ async def arun(
     try:
         if write:
             async with cluster.primary.async_.connect() as aconn:
-                async with aconn.begin():
+                async with abegin_write(aconn):
                     result = await run_sync(aconn, op, *args, **kwargs)
                 if writes and cluster.records_positions():
                     _positions.record(name, await run_sync(aconn, _positions.primary_lsn))

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..dialects import abegin_write, begin_write
 from ..errors import TransactionError
 from .manager import ConnectionManager
 
@@ -116,7 +117,7 @@ def transaction(name: str = "default", isolation_level: str | None = None) -> It
     try:
         if isolation_level is not None:
             conn.execution_options(isolation_level=isolation_level)
-        root = conn.begin()
+        root = begin_write(conn)
         tx = Transaction(name, conn, False)
         token = _enter(tx)
         try:
@@ -161,7 +162,7 @@ async def atransaction(name: str = "default", isolation_level: str | None = None
     try:
         if isolation_level is not None:
             await conn.execution_options(isolation_level=isolation_level)
-        root = await conn.begin()
+        root = await abegin_write(conn)
         tx = Transaction(name, conn, True)
         token = _enter(tx)
         try:

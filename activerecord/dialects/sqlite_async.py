@@ -7,13 +7,21 @@ whole sqlite3 cursor lifecycle on that thread and keeping the rows, as SQLAlchem
 cursor does. Everything else (the connection, commit and rollback, the server-side cursor used
 for streaming) is SQLAlchemy's adapter unchanged.
 
-It reaches SQLAlchemy as an alternative DBAPI module: ``create_async_engine(url, module=dbapi())``.
+The cursor leans on private parts of SQLAlchemy's adapter and of aiosqlite (both pinned to the
+tested versions in pyproject.toml). On first use `dbapi` checks that those parts are still as
+this module expects; when they are not, it warns and returns SQLAlchemy's stock adapter instead.
+
+This module alone imports aiosqlite: SQLAlchemy loads it through its dialect registry
+(``sqlite+activerecord_aiosqlite``, see `sqlite`) when an async SQLite engine is first created.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
+import inspect
 import sqlite3
+import warnings
 from typing import Any
 
 import aiosqlite
@@ -21,9 +29,12 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+    SQLiteDialect_aiosqlite,
 )
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
+
+from .sqlite import ActiveRecordSQLite
 
 _Outcome = tuple[Any, int, Any, list[Any] | None]
 
@@ -117,6 +128,57 @@ class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
         return _Connection(self, adapted._connection)
 
 
+#: The attributes SQLAlchemy's adapter cursor holds: `_Cursor` sets each of them itself.
+_CURSOR_SLOTS = frozenset({"_adapt_connection", "_connection", "_cursor", "_rows", "_soft_closed_memoized"})
+
+
+def _problem() -> str | None:
+    """What no longer matches the internals the fast cursor relies on, or None when all do."""
+    slots = {name for cls in AsyncAdapt_aiosqlite_cursor.__mro__ for name in getattr(cls, "__slots__", ())}
+    if slots != _CURSOR_SLOTS:
+        return f"SQLAlchemy's aiosqlite cursor holds {sorted(slots)}, not {sorted(_CURSOR_SLOTS)}"
+    for owner, name in (
+        (AsyncAdapt_aiosqlite_connection, "_execute_mutex"),
+        (AsyncAdapt_aiosqlite_connection, "_handle_exception"),
+        (AsyncAdapt_aiosqlite_connection, "_cursor_cls"),
+        (AsyncAdapt_aiosqlite_cursor, "_async_soft_close"),
+        (aiosqlite.Connection, "_conn"),
+    ):
+        if not any(name in vars(cls) or name in getattr(cls, "__slots__", ()) for cls in owner.__mro__):
+            return f"{owner.__qualname__}.{name} is gone"
+    execute = getattr(aiosqlite.Connection, "_execute", None)
+    if execute is None or not inspect.iscoroutinefunction(execute):
+        return "aiosqlite.Connection._execute is no longer a coroutine function"
+    return None
+
+
+@functools.cache
+def fast_cursor_usable() -> bool:
+    """Whether the fast cursor's self-check passed (checked once, warning when it did not)."""
+    problem = _problem()
+    if problem is None:
+        return True
+    warnings.warn(
+        f"activerecord: the fast aiosqlite cursor is off ({problem}); using SQLAlchemy's stock "
+        "aiosqlite adapter, which is correct but slower. Check the pinned SQLAlchemy and aiosqlite versions.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
+
+
 def dbapi() -> Any:
-    """The DBAPI module to give ``create_async_engine(module=...)`` for ``sqlite+aiosqlite``."""
-    return _DBAPI(aiosqlite, sqlite3)
+    """The DBAPI module of ``sqlite+aiosqlite``: with the fast cursor when its self-check passed."""
+    if fast_cursor_usable():
+        return _DBAPI(aiosqlite, sqlite3)
+    return AsyncAdapt_aiosqlite_dbapi(aiosqlite, sqlite3)
+
+
+class AioSQLiteDialect(ActiveRecordSQLite, SQLiteDialect_aiosqlite):
+    """SQLAlchemy's aiosqlite dialect with activerecord's transaction control and fast cursor."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        return dbapi()

@@ -6,7 +6,6 @@ form masks them, and every repr here goes through that masking.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,18 +13,8 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from ..dialects import BACKENDS, backend_for
 from ..errors import ConfigurationError
-
-# backend -> (sync driver, async driver). One place decides which DBAPI serves each mode;
-# docs/connections.md records why these were chosen.
-DRIVERS: dict[str, tuple[str, str]] = {
-    "sqlite": ("pysqlite", "aiosqlite"),
-    "postgresql": ("psycopg", "asyncpg"),
-    "mysql": ("pymysql", "asyncmy"),
-}
-_ASYNC_DRIVERS = {"asyncpg", "aiosqlite", "asyncmy", "aiomysql", "psycopg_async"}
-_ALIASES = {"postgres": "postgresql", "pgsql": "postgresql", "mariadb": "mysql", "sqlite3": "sqlite"}
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 _URL_KEYS = {"driver", "host", "port", "database", "user", "username", "password", "options", "url"}
 # Passed to create_engine / create_async_engine unchanged.
@@ -42,8 +31,6 @@ _ENGINE_KEYS = {
     "isolation_level",
 }
 NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | {"weight"})
-
-_memory_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -74,17 +61,25 @@ class NodeConfig:
 
 
 def _backend_of(connection: str, driver: str) -> str:
-    base = driver.split("+", 1)[0].lower()
-    backend = _ALIASES.get(base, base)
-    if backend not in DRIVERS:
+    try:
+        return backend_for(driver.split("+", 1)[0]).name
+    except LookupError:
         raise ConfigurationError(
-            f"connection {connection!r}: unknown driver {driver!r}; expected one of {', '.join(sorted(DRIVERS))}"
-        )
-    return backend
+            f"connection {connection!r}: unknown driver {driver!r}; expected one of {', '.join(sorted(BACKENDS))}"
+        ) from None
 
 
 def _with_driver(url: URL, backend: str, driver: str) -> URL:
     return url.set(drivername=backend if driver == "pysqlite" else f"{backend}+{driver}")
+
+
+def engine_args(node: NodeConfig, url: URL) -> tuple[URL, dict[str, Any]]:
+    """The URL and keyword arguments to create an engine for ``url`` (``node.sync_url`` or
+    ``node.async_url``) with. Where activerecord registered a dialect of its own for the driver
+    (SQLite's transaction control, MySQL's UTC converters), the URL names it as its driver."""
+    backend = backend_for(node.backend)
+    engine_url = backend.engine_url(url, node.engine_options)
+    return engine_url, backend.engine_options(engine_url, node.engine_options)
 
 
 def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
@@ -123,11 +118,10 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
             raise ConfigurationError(f"connection {name!r}: missing 'driver' (or 'url')")
         backend = _backend_of(name, str(raw["driver"]))
         database = raw.get("database")
-        if backend != "sqlite":
-            missing = [k for k in ("host", "database") if not raw.get(k)]
-            if missing:
-                raise ConfigurationError(f"connection {name!r}: missing {', '.join(missing)}")
-        port = raw.get("port", _DEFAULT_PORTS.get(backend))
+        missing = backend_for(backend).check_settings(name, raw)
+        if missing:
+            raise ConfigurationError(f"connection {name!r}: missing {', '.join(missing)}")
+        port = raw.get("port", backend_for(backend).default_port)
         url = URL.create(
             backend,
             username=raw.get("user", raw.get("username")),
@@ -138,20 +132,13 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
             query=dict(raw.get("options") or {}),
         )
 
-    memory_uri = None
-    if backend == "sqlite" and url.database in (None, "", ":memory:"):
-        # A private :memory: database per pooled connection would make the sync and async engines
-        # see different data; a named shared-cache database is one database for both.
-        memory_uri = f"file:activerecord_{name}_{next(_memory_ids)}?mode=memory&cache=shared"
-        url = url.set(database=memory_uri).update_query_dict({"uri": "true"})
-    if backend == "mysql" and "charset" not in url.query:
-        url = url.update_query_dict({"charset": "utf8mb4"})
-
-    sync_driver, async_driver = DRIVERS[backend]
+    settings = backend_for(backend)
+    url, memory_uri = settings.prepare_url(name, url)
+    sync_driver, async_driver = settings.sync_driver, settings.async_driver
     given = url.drivername.split("+", 1)
     if len(given) == 2:
         # A driver named in the URL replaces ours for the mode it serves.
-        if given[1] in _ASYNC_DRIVERS:
+        if given[1] in settings.async_drivers:
             async_driver = given[1]
         else:
             sync_driver = given[1]

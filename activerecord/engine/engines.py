@@ -1,7 +1,7 @@
-"""Engines for one node: a sync `Engine` and an `AsyncEngine`, created lazily, with backend fixes.
+"""Engines for one node: a sync `Engine` and an `AsyncEngine`, created lazily.
 
-The SQLite fixes follow SQLAlchemy's documented recipe: the stdlib driver's own transaction
-handling breaks SAVEPOINT, so the driver is put in autocommit mode and BEGIN is emitted by us.
+What each backend needs of its engines (dialects of activerecord's own, driver options) comes
+from `config.engine_args`: this module knows no backend.
 """
 
 from __future__ import annotations
@@ -9,50 +9,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..dialects import mysql as _mysql
-from ..dialects import sqlite_async as _aiosqlite
-from .config import NodeConfig
-
-
-def _sqlite_setup(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    # The recipe emits BEGIN from a "begin" connection event; but once an engine has any
-    # connection event, SQLAlchemy dispatches its execute events around every statement
-    # (measured: ~3 µs per statement). The dialect's own hook for starting a transaction
-    # (a no-op by default, "connect" being a pool event) does the same job at no such cost.
-    engine.dialect.do_begin = _emit_begin  # type: ignore[method-assign]
-
-
-def _emit_begin(dbapi_connection: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("BEGIN")
-    finally:
-        cursor.close()
-
-
-def _engine_options(node: NodeConfig, url: URL) -> tuple[dict[str, Any], Callable[[Dialect], None] | None]:
-    """The options of an engine for ``url``, with the driver settings of `_mysql` and
-    `_aiosqlite`; and what to set up on its dialect, if anything (see `_mysql`)."""
-    driver = url.get_driver_name()
-    if node.backend == "mysql":
-        return _mysql.engine_options(node.engine_options, driver)
-    options = dict(node.engine_options)
-    if driver == "aiosqlite":
-        options["module"] = _aiosqlite.dbapi()  # one thread trip per statement
-    return options, None
+from .config import NodeConfig, engine_args
 
 
 class NodeEngines:
@@ -84,12 +45,8 @@ class NodeEngines:
             with self._lock:
                 if self._sync is None:
                     self._keep_memory_db()
-                    options, set_up = _engine_options(self.node, self.node.sync_url)
-                    engine = create_engine(self.node.sync_url, **options)
-                    if set_up is not None:
-                        set_up(engine.dialect)
-                    if self.node.backend == "sqlite":
-                        _sqlite_setup(engine)
+                    url, options = engine_args(self.node, self.node.sync_url)
+                    engine = create_engine(url, **options)
                     self._sync = engine
                     if self.on_create is not None:
                         self.on_create(self)
@@ -104,12 +61,8 @@ class NodeEngines:
             with self._lock:
                 if self._async is None:
                     self._keep_memory_db()
-                    options, set_up = _engine_options(self.node, self.node.async_url)
-                    engine = create_async_engine(self.node.async_url, **options)
-                    if set_up is not None:
-                        set_up(engine.sync_engine.dialect)
-                    if self.node.backend == "sqlite":
-                        _sqlite_setup(engine.sync_engine)
+                    url, options = engine_args(self.node, self.node.async_url)
+                    engine = create_async_engine(url, **options)
                     self._async = engine
                     if self.on_create is not None:
                         self.on_create(self)

@@ -7,15 +7,30 @@ but never awaits.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, CursorResult, Executable, Insert, Integer, Row, Table, TextClause, text
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    DateTime,
+    Executable,
+    Insert,
+    Row,
+    Table,
+    TextClause,
+    create_engine,
+    literal,
+    select,
+    text,
+)
 
-from ..dialects.mysql import ROWS_PER_STATEMENT
-from ..errors import QueryError
+from ..dialects import backend_for
 
 T = TypeVar("T")
 
@@ -65,8 +80,8 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         batch = [rows[i] for i in positions]
         if pk is None or not returning:
             execute_many(conn, _insert_statement(table, ()), batch)
-        elif conn.dialect.name == "sqlite" and pk not in batch[0] and _rowid_key(table, pk):
-            for i, key in zip(positions, _sqlite_new_keys(conn, table, pk, batch), strict=True):
+        elif (found := backend_for(conn.dialect).new_keys(conn, table, pk, batch)) is not None:
+            for i, key in zip(positions, found, strict=True):
                 keys[i] = key
         else:
             stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
@@ -76,44 +91,14 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 
 
 def execute_many(conn: Connection, stmt: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``conn.execute(stmt, rows)``: one executemany, or one per page of rows where the dialect
-    was given a page size (`_mysql.ROWS_PER_STATEMENT`); the caller's transaction holds them all."""
-    page: int | None = getattr(conn.dialect, ROWS_PER_STATEMENT, None)
+    """``conn.execute(stmt, rows)``: one executemany, or one per page of rows where the backend
+    has a page size (`Backend.rows_per_statement`); the caller's transaction holds them all."""
+    page = backend_for(conn.dialect).rows_per_statement
     if page is None or len(rows) <= page:
         conn.execute(stmt, rows)
         return
     for start in range(0, len(rows), page):
         conn.execute(stmt, rows[start : start + page])
-
-
-def _rowid_key(table: Table, pk: str) -> bool:
-    """Whether ``pk`` is SQLite's rowid (an auto-incremented ``INTEGER PRIMARY KEY``)."""
-    column = table.c[pk]
-    return table.autoincrement_column is column and isinstance(column.type, Integer)
-
-
-def _sqlite_new_keys(conn: Connection, table: Table, pk: str, batch: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """The rowids SQLite gives ``batch``, in row order, from multi-row INSERT ... RETURNING.
-
-    SQLAlchemy only sends many rows per statement with their keys in row order where the
-    backend guarantees the order of RETURNING; SQLite does not, so it falls back to one
-    statement per row. But SQLite numbers new rowids one above the largest in the table, row by
-    row in VALUES order, and the write lock taken by the first statement keeps every other
-    writer out until commit: the new keys are consecutive and, sorted, in row order. When they
-    are not consecutive (only when the table holds the largest possible rowid, where SQLite
-    picks them at random), the order is unknown and the insert is refused.
-    """
-    stmt = table.insert().returning(table.c[pk])
-    found = list(conn.execute(stmt, batch).scalars())
-    if len(found) != len(batch) or any(key is None for key in found):
-        raise QueryError(f"insert_many on {table.name}: SQLite did not return a key for every row")
-    found.sort()
-    if found[-1] - found[0] != len(found) - 1:
-        raise QueryError(
-            f"insert_many on {table.name}: SQLite assigned non-consecutive rowids, so their row order "
-            "is unknown; nothing is committed (insert these rows one by one)"
-        )
-    return found
 
 
 def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:
@@ -138,13 +123,60 @@ def plain_rows(result: CursorResult[Any]) -> Sequence[Sequence[Any]]:
     value), the driver's rows are the rows; otherwise SQLAlchemy's own loader path for the ORM
     (``_raw_all_tuples``: processors applied in compiled code, no `Row`) makes them. SQL echo
     of rows (``echo="debug"``) needs the `Row` objects, and gets them.
+
+    Both lean on SQLAlchemy internals: on first use `fast_rows_usable` checks them on a real
+    result, and when they do not behave as expected, every call is ``result.all()`` instead.
     """
+    if not fast_rows_usable():
+        return result.all()
+    return _fast_rows(result)
+
+
+def _fast_rows(result: CursorResult[Any]) -> Sequence[Sequence[Any]]:
     metadata = result._metadata
     if metadata._effective_processors is None and metadata._tuplefilter is None and result._row_logging_fn is None:
         # One fetchall in one call (and the result closed), as Result.all() does it.
         return result._fetchall_impl()  # type: ignore[no-any-return]
     raw_tuples = getattr(result, "_raw_all_tuples", None)
     return raw_tuples() if raw_tuples is not None else result.all()
+
+
+def _fast_rows_problem() -> str | None:
+    """What `_fast_rows` does differently from ``Result.all()`` on this SQLAlchemy, or None."""
+    # The stdlib's in-memory SQLite: always there, no I/O. One query whose values pass through
+    # as the driver returns them and one with a result processor (DateTime reads ISO text).
+    engine = create_engine("sqlite://")
+    try:
+        with engine.connect() as conn:
+            for stmt in (
+                select(literal(1).label("a"), literal("x").label("b")),
+                select(literal(datetime(2001, 2, 3, 4, 5, 6), DateTime).label("c"), literal(2).label("d")),
+            ):
+                expected = [tuple(row) for row in conn.execute(stmt).all()]
+                got = [tuple(row) for row in _fast_rows(conn.execute(stmt))]
+                if got != expected:
+                    return f"rows {got!r} instead of {expected!r}"
+    except Exception as exc:  # anything at all: the public path is the way out
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        engine.dispose()
+    return None
+
+
+@functools.cache
+def fast_rows_usable() -> bool:
+    """Whether `plain_rows`' reading of SQLAlchemy's result internals passed its self-check
+    (run once, warning when it did not)."""
+    problem = _fast_rows_problem()
+    if problem is None:
+        return True
+    warnings.warn(
+        f"activerecord: reading rows through SQLAlchemy's result internals failed its check ({problem}); "
+        "using Result.all(), which is correct but slower. Check the pinned SQLAlchemy version.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
 
 
 def fetch_first(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Float, MetaData
-from sqlalchemy.dialects import postgresql
 
+from ..dialects import BACKENDS, backend_for
 from ..errors import MigrationError
 from ..model.types import UTCDateTime
 from ._lock import migration_lock
@@ -63,17 +63,28 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if type_ != "type":
         return False
     if isinstance(obj, UTCDateTime):
-        autogen_context.imports.add("from sqlalchemy.dialects import mysql")
-        return "sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), 'mysql', 'mariadb')"
-    if isinstance(obj, JSON) and not isinstance(obj, postgresql.JSONB):
-        # Alembic's own rendering of the JSONB variant names ``Text`` without importing it.
+        return "sa.DateTime(timezone=True)" + "".join(
+            _render_variant(variant, backend.name, *backend.aliases, context=autogen_context)
+            for backend in BACKENDS.values()
+            if (variant := backend.datetime_type()) is not None
+        )
+    if isinstance(obj, JSON) and not type(obj).__module__.startswith("sqlalchemy.dialects."):
+        # Alembic's own rendering of a dialect's JSON variant names ``Text`` without importing it.
         null = f"none_as_null={obj.none_as_null!r}"
-        rendered = f"sa.JSON({null})"
-        if "postgresql" in getattr(obj, "_variant_mapping", {}):
-            autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
-            rendered += f".with_variant(postgresql.JSONB({null}), 'postgresql')"
-        return rendered
+        variants = getattr(obj, "_variant_mapping", {})
+        return f"sa.JSON({null})" + "".join(
+            _render_variant(variant, name, context=autogen_context, arguments=null)
+            for name, variant in variants.items()
+        )
     return False
+
+
+def _render_variant(variant: Any, *names: str, context: Any, arguments: str | None = None) -> str:
+    """``.with_variant(<dialect module>.<TYPE>(...), 'name', ...)``, importing the dialect module."""
+    module = type(variant).__module__.split(".")[2]  # sqlalchemy.dialects.<module>...
+    context.imports.add(f"from sqlalchemy.dialects import {module}")
+    rendered = f"{type(variant).__name__}({arguments})" if arguments is not None else repr(variant)
+    return f".with_variant({module}.{rendered}, {', '.join(repr(n) for n in names)})"
 
 
 def _compare_type(
@@ -108,9 +119,7 @@ def configure_options(metadata: MetaData, version_table: str) -> dict[str, Any]:
 
 
 def _backend_options(conn: Connection) -> dict[str, Any]:
-    # activerecord's SQLite engines emit BEGIN themselves, which makes SQLite DDL transactional:
-    # a failed upgrade then rolls back whole, as on PostgreSQL.
-    return {"transactional_ddl": True} if conn.dialect.name == "sqlite" else {}
+    return backend_for(conn.dialect).migration_options()
 
 
 def run_env(connection: str, *, version_table: str | None = None, **options: Any) -> None:

@@ -18,8 +18,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from ..dialects import backend_for
 from ..errors import ConfigurationError
 
 
@@ -53,11 +54,8 @@ def format_lsn(value: int) -> str:
 
 
 def primary_lsn(conn: Connection) -> int | None:
-    """The primary's current WAL position (PostgreSQL), or None elsewhere."""
-    if conn.dialect.name != "postgresql":
-        return None
-    value = conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar()
-    return parse_lsn(str(value))
+    """The primary's current write position (PostgreSQL's WAL LSN), or None where its backend has none."""
+    return backend_for(conn.dialect).write_position(conn)
 
 
 def record(name: str, lsn: int | None) -> None:

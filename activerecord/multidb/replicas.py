@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from ..dialects import backend_for
 from ..engine.config import NodeConfig
 from ..engine.engines import NodeEngines
 from . import positions as _positions
@@ -28,18 +29,11 @@ from .topology import ClusterConfig
 # Errors that mean "this node is unreachable", as opposed to an error in the caller's query.
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, PoolTimeout, OSError, TimeoutError)
 
-_PG_PROBE = text(
-    "SELECT pg_is_in_recovery(), "
-    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, "
-    "CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) END"
-)
-
 
 @dataclass(frozen=True)
 class Probe:
     """What a replica said about itself: seconds of lag, replayed position and whether it is a
-    standby at all (None: unknown, as on backends other than PostgreSQL)."""
+    standby at all (None: unknown, on backends that cannot tell)."""
 
     lag: float | None
     lsn: int | None
@@ -47,11 +41,11 @@ class Probe:
 
 
 def probe(conn: Connection) -> Probe:
-    """Measure a replica's lag and replay position on its own connection (PostgreSQL only)."""
-    if conn.dialect.name != "postgresql":
+    """Measure a replica's lag and replay position on its own connection (where its backend can)."""
+    status = backend_for(conn.dialect).replica_status(conn)
+    if status is None:
         return Probe(None, None)
-    recovering, lsn, lag = conn.execute(_PG_PROBE).one()
-    return Probe(float(lag), None if lsn is None else _positions.parse_lsn(str(lsn)), bool(recovering))
+    return Probe(status.lag, status.position, status.standby)
 
 
 class Replica:

@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from ..connections import execute as _execute
 from ..connections.manager import ConnectionManager
+from ..dialects import backend_for
 from ..engine import operations as _operations
 from ..errors import QueryError, ShardQueryError
 from . import shard_groups as _groups
@@ -61,7 +62,7 @@ def _merge_sorted(rows: list[Any], order_by: Sequence[Any], backend: str) -> lis
     keys = [_sort_key_parts(k) for k in order_by]
     # Each backend's own NULL placement, so the merge agrees with the order every shard used:
     # PostgreSQL treats NULL as larger than any value, SQLite and MySQL/MariaDB as smaller.
-    null_is_large = backend == "postgresql"
+    null_is_large = backend_for(backend).nulls_sort_large
 
     def compare(a: Any, b: Any) -> int:
         for column, descending, nulls_first in keys:

@@ -1,0 +1,233 @@
+"""The Backend protocol: everything the rest of the package may ask about the database it talks to.
+
+One module per backend (`sqlite`, `postgresql`, `mysql`) implements it; `backend_for` finds the
+one for a backend name or a SQLAlchemy dialect. The defaults here are the behaviour of a backend
+that needs nothing special, so a backend only overrides what it does differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import URL, Dialect, RootTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+from sqlalchemy.types import TypeEngine
+
+#: A bind or result processor: one value in, one value out.
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """What a replica says about itself: seconds of lag, replayed write position, and whether it
+    is a standby at all."""
+
+    lag: float
+    position: int | None
+    standby: bool
+
+
+class Backend(Protocol):
+    """What differs between backends, in one place. Subclass it for a new backend and register
+    the instance in `activerecord.dialects`."""
+
+    #: The backend's name in activerecord's configuration: ``"sqlite"``, ``"postgresql"``, ...
+    name: ClassVar[str]
+    #: Other names of the backend: driver spellings in a configuration and SQLAlchemy dialect names.
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: The DBAPI drivers serving the sync and the async mode by default.
+    sync_driver: ClassVar[str]
+    async_driver: ClassVar[str]
+    #: Drivers a URL may name that serve the async mode (any other named driver serves sync).
+    async_drivers: ClassVar[frozenset[str]] = frozenset()
+    #: The server's port when none is given; None for a backend without a server.
+    default_port: ClassVar[int | None] = None
+    #: The database keeps the zone of a timestamp (aware values pass through untouched).
+    keeps_time_zone: ClassVar[bool] = False
+    #: NULL sorts after every value in ascending order (as on PostgreSQL), not before.
+    nulls_sort_large: ClassVar[bool] = False
+    #: The most rows one executemany may send, or None for no limit.
+    rows_per_statement: ClassVar[int | None] = None
+    #: Writes have a position (such as a WAL LSN) that a replica's replay can be compared with.
+    has_write_positions: ClassVar[bool] = False
+
+    # -- configuration and engines ------------------------------------------------------------
+
+    def check_settings(self, connection: str, raw: Mapping[str, Any]) -> list[str]:
+        """The settings missing from a connection's configuration (``host``, ``database``, ...)."""
+        return [k for k in ("host", "database") if not raw.get(k)]
+
+    def prepare_url(self, connection: str, url: URL) -> tuple[URL, str | None]:
+        """``url`` with this backend's defaults added, and the URI of an in-memory database that
+        must be kept open while the node is in use (None: there is none)."""
+        return url, None
+
+    def engine_url(self, url: URL, options: Mapping[str, Any]) -> URL:
+        """The URL an engine is created from: where activerecord registered a dialect of its own
+        for the driver, the URL names it (see `register_dialects`)."""
+        return url
+
+    def engine_options(self, url: URL, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of ``create_engine`` for ``url`` given the configured ones."""
+        return dict(options)
+
+    # -- column types ------------------------------------------------------------------------
+
+    def datetime_type(self) -> TypeEngine[Any] | None:
+        """The column type of a timezone-aware datetime, or None for ``DateTime(timezone=True)``."""
+        return None
+
+    def json_type(self) -> TypeEngine[Any] | None:
+        """The column type of a JSON field, or None for SQLAlchemy's ``JSON``."""
+        return None
+
+    def datetime_bind_processor(
+        self, dialect: Dialect, inner: Callable[[Any], Any] | None
+    ) -> Callable[[Any], Any] | None:
+        """What writes an aware datetime: converted to naive UTC, then ``inner`` (the column
+        type's own processing)."""
+        return naive_utc_writer(inner)
+
+    def datetime_result_processor(
+        self, dialect: Dialect, coltype: Any, inner: Callable[[Any], Any] | None
+    ) -> Callable[[Any], datetime | None] | None:
+        """What reads a datetime: ``inner`` (the column type's own processing), then the value
+        made aware in UTC."""
+        return aware_utc_reader(inner)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def upsert(self, table: Table, conflict: Sequence[str], update: Sequence[str], pk: str) -> Any:
+        """The INSERT that updates ``update`` (or does nothing) on a ``conflict`` key clash."""
+        raise NotImplementedError(f"upsert is not implemented for {self.name}")
+
+    def new_keys(self, conn: Connection, table: Table, pk: str, rows: Sequence[Mapping[str, Any]]) -> list[Any] | None:
+        """Insert ``rows`` and return their new keys in row order, where this backend has a way
+        SQLAlchemy's own ``RETURNING`` has not; None: nothing was done, use the general path."""
+        return None
+
+    # -- migrations --------------------------------------------------------------------------
+
+    def acquire_migration_lock(self, conn: Connection, name: str, timeout: float, waiting: Callable[[], None]) -> bool:
+        """Take the session-level lock ``name`` on ``conn``, calling ``waiting`` once before a
+        wait; False when this backend needs no such lock. Raises `MigrationLockError` after
+        ``timeout`` seconds."""
+        return False
+
+    def release_migration_lock(self, conn: Connection, name: str) -> None:
+        """Release what `acquire_migration_lock` took."""
+        return None
+
+    def migration_options(self) -> dict[str, Any]:
+        """Extra options of Alembic's ``context.configure`` on this backend."""
+        return {}
+
+    # -- replication -------------------------------------------------------------------------
+
+    def write_position(self, conn: Connection) -> int | None:
+        """The primary's current write position, or None where there is none."""
+        return None
+
+    def replica_status(self, conn: Connection) -> ReplicaStatus | None:
+        """Lag and replay position of the node behind ``conn``, or None where unknown."""
+        return None
+
+
+def naive_utc_writer(inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """A bind processor: an aware datetime as naive UTC, then through ``inner``."""
+    utc = UTC
+    combine = datetime.combine
+
+    def process(value: Any) -> Any:
+        if value is not None and value.tzinfo is not None:
+            # An aware value in UTC only drops its zone; any other is converted first.
+            if value.tzinfo is not utc:
+                value = value.astimezone(utc)
+            value = combine(value.date(), value.time())  # (see `utc.naive_to_utc`)
+        return value if inner is None else inner(value)
+
+    return process
+
+
+def aware_utc_reader(inner: Callable[[Any], Any] | None) -> Callable[[Any], datetime | None]:
+    """A result processor: ``inner``'s value (or ISO text) as an aware datetime, naive ones taken
+    as UTC. One function per value: this runs for every datetime of every row read."""
+    utc = UTC
+    parse = datetime.fromisoformat
+    combine = datetime.combine
+
+    if inner is None:
+
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                value = parse(value)
+            if value.tzinfo is not None:
+                return value  # type: ignore[no-any-return]
+            return combine(value.date(), value.time(), utc)  # (see `utc.naive_to_utc`)
+
+        return process
+
+    def process_inner(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = inner(value)
+        if isinstance(value, str):
+            value = parse(value)
+        if value.tzinfo is not None:
+            return value  # type: ignore[no-any-return]
+        return combine(value.date(), value.time(), utc)
+
+    return process_inner
+
+
+# Set while a transaction meant for writing begins: backends that can take their write lock at
+# BEGIN (SQLite's BEGIN IMMEDIATE) do, so that a read-then-write transaction queues for the lock
+# instead of failing when it upgrades. Only around the BEGIN itself: statements inside, and other
+# connections opened meanwhile, are not affected.
+_writing: ContextVar[bool] = ContextVar("activerecord_begin_write", default=False)
+
+
+def begins_write() -> bool:
+    """Whether the transaction beginning now is meant for writing (see `begin_write`)."""
+    return _writing.get()
+
+
+def begin_write(conn: Connection) -> RootTransaction:
+    """``conn.begin()`` for a transaction that will write."""
+    token = _writing.set(True)
+    try:
+        return conn.begin()
+    finally:
+        _writing.reset(token)
+
+
+class abegin_write:  # noqa: N801 (used like the function ``AsyncConnection.begin`` it stands for)
+    """``aconn.begin()`` for a transaction that will write: awaited, or used with ``async with``."""
+
+    __slots__ = ("_transaction",)
+
+    def __init__(self, aconn: AsyncConnection) -> None:
+        self._transaction = aconn.begin()
+
+    async def _start(self, context_manager: bool) -> AsyncTransaction:
+        token = _writing.set(True)
+        try:
+            return await self._transaction.start(is_ctxmanager=context_manager)
+        finally:
+            _writing.reset(token)
+
+    def __await__(self) -> Any:
+        return self._start(False).__await__()
+
+    async def __aenter__(self) -> AsyncTransaction:
+        return await self._start(True)
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        await self._transaction.__aexit__(type_, value, traceback)
