@@ -110,6 +110,7 @@ query: Query[User] = User.find().where(
     name="ada",
     nickname=None,
 ).order_by(User.name.desc(), "-id")
+everywhere: list[User] = User.find().on_all_shards().where(User.name == "x", active=True).all()
 customer_id: int = Customer(name="a").id
 by_id: Query[Customer] = Customer.find().where(Customer.id == 3)
 order = Order(customer_id=customer_id, referrer_id=None)
