@@ -219,3 +219,18 @@ def test_mistakes_are_caught(mypy_check: MypyCheck) -> None:
     ]:
         assert message in out, f"{message!r} not in:\n{out}"
     assert out.count(": error:") == 13, out  # one per line above, nothing else
+
+
+def test_the_typing_adds_nothing_at_run_time() -> None:
+    # `Field.__get__`/`__set__` exist for type checkers only: a descriptor on the model class
+    # would take record attributes off CPython's specialized (fast) loads and stores.
+    from activerecord import ActiveRecord, Field, StringField
+
+    class TypedNote(ActiveRecord):
+        __connection__ = "typing_runtime"  # a connection of its own: no other test's tables see it
+        title: Field[str] = StringField()
+
+    assert not hasattr(Field, "__get__") and not hasattr(Field, "__set__")
+    assert "title" not in vars(TypedNote) and "id" not in vars(TypedNote)
+    assert TypedNote.title is TypedNote.__table__.c.title
+    assert TypedNote(title="a").title == "a"
