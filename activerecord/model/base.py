@@ -205,6 +205,11 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     __indexes__: ClassVar[Sequence[Sequence[str]]] = ()
     __unique_together__: ClassVar[Sequence[Sequence[str]]] = ()
 
+    if TYPE_CHECKING:
+        # The ``id`` primary key `_build_table` adds to a model that declares no primary key,
+        # made visible to type checkers (a model declaring its own ``id`` replaces it).
+        id: Field[int] = PrimaryKeyField()
+
     _ar_declared: ClassVar[dict[str, Field[Any]]] = {}
     _ar_names: ClassVar[tuple[str, ...]]
     _ar_fast_checks: ClassVar[tuple[FastCheck, ...]]
@@ -220,11 +225,6 @@ class ActiveRecord(_features.Features, metaclass=ModelMeta):
     _ar_by_pk: ClassVar[Any]
     _ar_update_pk: ClassVar[Any]
     _ar_delete_pk: ClassVar[Any]
-
-    if TYPE_CHECKING:
-        # The ``id`` primary key `_build_table` adds to a model that declares no primary key,
-        # made visible to type checkers (a model declaring its own ``id`` replaces it).
-        id: Field[int] = PrimaryKeyField()
 
     # Per-instance state lives in __dict__ beside the field values, under "_ar_saved" (the
     # snapshot) and "_ar_using" (the connection a record came from). It is not annotated here:
