@@ -1,10 +1,10 @@
 """activerecord: a sync-and-async ActiveRecord ORM for Python services, on SQLAlchemy Core.
 
->>> from activerecord import ActiveRecord, ConnectionManager, PrimaryKeyField, StringField
+>>> from activerecord import ActiveRecord, ConnectionManager, Field, PrimaryKeyField, StringField
 >>> ConnectionManager.configure({"default": {"driver": "sqlite"}})
 >>> class User(ActiveRecord):
-...     id: int = PrimaryKeyField()
-...     name: str = StringField(max_length=100)
+...     id: Field[int] = PrimaryKeyField()
+...     name: Field[str] = StringField(max_length=100)
 """
 
 from . import errors

@@ -6,21 +6,21 @@ from collections.abc import Callable
 
 GOOD = """
 from activerecord import (
-    ActiveRecord, BelongsTo, Collection, ForeignKeyField, HasMany, Page, PrimaryKeyField, Query, StringField,
+    ActiveRecord, BelongsTo, Collection, Field, ForeignKeyField, HasMany, Page, PrimaryKeyField, Query, StringField,
     VersionField, belongs_to, has_many,
 )
 
 
 class Customer(ActiveRecord):
-    id: int = PrimaryKeyField()
-    name: str = StringField()
+    id: Field[int] = PrimaryKeyField()
+    name: Field[str] = StringField()
     orders: HasMany["Order"] = has_many("Order")
 
 
 class Order(ActiveRecord):
-    id: int = PrimaryKeyField()
-    customer_id: int = ForeignKeyField(Customer)
-    version: int = VersionField()
+    id: Field[int] = PrimaryKeyField()
+    customer_id: Field[int] = ForeignKeyField(Customer)
+    version: Field[int] = VersionField()
     customer = belongs_to(Customer)
     buyer: BelongsTo[Customer] = belongs_to(Customer, foreign_key="customer_id")
 
@@ -50,16 +50,16 @@ async def async_code() -> str:
 """
 
 BAD = """
-from activerecord import ActiveRecord, PrimaryKeyField, StringField, belongs_to
+from activerecord import ActiveRecord, Field, PrimaryKeyField, StringField, belongs_to
 
 
 class Customer(ActiveRecord):
-    id: int = PrimaryKeyField()
-    name: str = StringField()
+    id: Field[int] = PrimaryKeyField()
+    name: Field[str] = StringField()
 
 
 class Order(ActiveRecord):
-    id: int = PrimaryKeyField()
+    id: Field[int] = PrimaryKeyField()
     customer = belongs_to(Customer)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from .. import (
     ActiveRecord,
     DecimalField,
+    Field,
     IntegerField,
     JSONField,
     PrimaryKeyField,
@@ -58,9 +59,9 @@ class User(ActiveRecord):
     __tablename__ = "users"
     __connection__ = "users"
 
-    id: int = PrimaryKeyField()
-    name: str = StringField(max_length=100)
-    email: str = StringField(max_length=200, unique=True)
+    id: Field[int] = PrimaryKeyField()
+    name: Field[str] = StringField(max_length=100)
+    email: Field[str] = StringField(max_length=200, unique=True)
 
 
 class Order(ActiveRecord):
@@ -69,11 +70,11 @@ class Order(ActiveRecord):
     __tablename__ = "orders"
     __connection__ = "orders"
 
-    id: int = PrimaryKeyField()
-    user_id: int = IntegerField(index=True)
-    status: str = StringField(max_length=20, default="pending")
-    total: decimal.Decimal = DecimalField(precision=12, scale=2, default=decimal.Decimal("0"))
-    created_at: dt.datetime = TimestampField(auto_now_add=True)
+    id: Field[int] = PrimaryKeyField()
+    user_id: Field[int] = IntegerField(index=True)
+    status: Field[str] = StringField(max_length=20, default="pending")
+    total: Field[decimal.Decimal] = DecimalField(precision=12, scale=2, default=decimal.Decimal("0"))
+    created_at: Field[dt.datetime] = TimestampField(auto_now_add=True)
 
 
 class OrderItem(ActiveRecord):
@@ -82,10 +83,10 @@ class OrderItem(ActiveRecord):
     __tablename__ = "order_items"
     __connection__ = "orders"
 
-    id: int = PrimaryKeyField()
-    order_id: int = IntegerField(index=True)
-    product_id: int = IntegerField()
-    quantity: int = IntegerField()
+    id: Field[int] = PrimaryKeyField()
+    order_id: Field[int] = IntegerField(index=True)
+    product_id: Field[int] = IntegerField()
+    quantity: Field[int] = IntegerField()
 
 
 class EventStore(ActiveRecord):
@@ -94,11 +95,11 @@ class EventStore(ActiveRecord):
     __tablename__ = "events"
     __connection__ = "orders"
 
-    id: int = PrimaryKeyField()
-    aggregate_id: str = StringField()
-    event_type: str = StringField()
-    event_data: Any = JSONField()
-    created_at: dt.datetime = TimestampField(auto_now_add=True)
+    id: Field[int] = PrimaryKeyField()
+    aggregate_id: Field[str] = StringField()
+    event_type: Field[str] = StringField()
+    event_data: Field[Any] = JSONField()
+    created_at: Field[dt.datetime] = TimestampField(auto_now_add=True)
 
     @classmethod
     async def append_event(cls, aggregate_id: str, event_type: str, data: Any) -> EventStore:

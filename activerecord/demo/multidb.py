@@ -15,7 +15,7 @@ from pathlib import Path
 from ..connections.manager import ConnectionManager
 from ..errors import ReadOnlyError
 from ..model.base import ActiveRecord
-from ..model.fields import IntegerField, PrimaryKeyField, StringField
+from ..model.fields import Field, IntegerField, PrimaryKeyField, StringField
 from ..model.ids import generate_id
 
 ORDERS = "multidb_orders"
@@ -29,9 +29,9 @@ class DemoOrder(ActiveRecord):
     __tablename__ = "orders"
     __connection__ = ORDERS
 
-    id: int = PrimaryKeyField()
-    user_id: int = IntegerField()
-    status: str = StringField(max_length=20, default="pending")
+    id: Field[int] = PrimaryKeyField()
+    user_id: Field[int] = IntegerField()
+    status: Field[str] = StringField(max_length=20, default="pending")
 
 
 class DemoUser(ActiveRecord):
@@ -41,8 +41,8 @@ class DemoUser(ActiveRecord):
     __connection__ = USERS
     __shard_key__ = "id"
 
-    id: int = PrimaryKeyField(big=True, autoincrement=False)
-    name: str = StringField(max_length=50)
+    id: Field[int] = PrimaryKeyField(big=True, autoincrement=False)
+    name: Field[str] = StringField(max_length=50)
 
 
 class ShardedUserService:

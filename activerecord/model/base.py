@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from operator import itemgetter
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
 from sqlalchemy import Connection, Index, Row, Table, UniqueConstraint, bindparam, select
 from sqlalchemy.sql import ColumnElement
@@ -76,7 +76,7 @@ class ModelMeta(type):
         if not any(isinstance(base, ModelMeta) for base in bases):
             return cls  # ActiveRecord itself
 
-        fields: dict[str, Field] = {}
+        fields: dict[str, Field[Any]] = {}
         for base in reversed(cls.__mro__[1:]):
             for fname, field in getattr(base, "_ar_declared", {}).items():
                 fields[fname] = field
@@ -89,24 +89,30 @@ class ModelMeta(type):
         _features.setup(cls)
         return cls
 
-    def __getattr__(cls, name: str) -> Any:
-        """``Model.field``: the field's table column (of an abstract model: the declared field).
+    if not TYPE_CHECKING:
+        # Hidden from type checkers, which know each field's column type from its `Field`
+        # annotation, and so report a misspelt ``User.nmae`` instead of taking it as Any.
 
-        >>> User.find().where(User.age >= 18)
-        """
-        # Reached only when normal lookup fails. Only the class's own __dict__ is read here, so
-        # nothing recurses while the class is still being built.
-        own = cls.__dict__
-        table = own.get("__table__")
-        if table is not None:
-            if name in own["__fields__"]:
-                return table.c[name]
-        elif name in own.get("_ar_declared", ()):
-            return own["_ar_declared"][name]
-        raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+        def __getattr__(cls, name: str) -> Any:
+            """``Model.field``: the field's table column (of an abstract model: the declared field).
+
+            >>> User.find().where(User.age >= 18)
+            """
+            # Reached only when normal lookup fails. Only the class's own __dict__ is read here, so
+            # nothing recurses while the class is still being built.
+            own = cls.__dict__
+            table = own.get("__table__")
+            if table is not None:
+                if name in own["__fields__"]:
+                    return table.c[name]
+            elif name in own.get("_ar_declared", ()):
+                return own["_ar_declared"][name]
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
 
-def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], declared: dict[str, Field]) -> None:
+def _build_table(
+    cls: type[ActiveRecord], name: str, namespace: dict[str, Any], declared: dict[str, Field[Any]]
+) -> None:
     reserved = {k for k in dir(ActiveRecord) if not k.startswith("__")}
     clash = sorted(set(declared) & reserved)
     if clash:
@@ -168,7 +174,7 @@ def _build_table(cls: type[ActiveRecord], name: str, namespace: dict[str, Any], 
     _registry.register(connection, cls)
 
 
-def _check_names(model: str, fields: Mapping[str, Field], names: Sequence[str]) -> None:
+def _check_names(model: str, fields: Mapping[str, Field[Any]], names: Sequence[str]) -> None:
     if isinstance(names, str) or not names:
         raise ConfigurationError(f"{model}: composite indexes and constraints are tuples of field names")
     unknown = [n for n in names if n not in fields]
@@ -181,8 +187,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
 
     >>> class User(ActiveRecord):
     ...     __tablename__ = "users"
-    ...     id: int = PrimaryKeyField()
-    ...     name: str = StringField(max_length=100)
+    ...     id: Field[int] = PrimaryKeyField()
+    ...     name: Field[str] = StringField(max_length=100)
     >>> user = User.create(name="ada")
     >>> await User.find().where(User.name == "ada").aone()
     """
@@ -191,17 +197,22 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
     __connection__: ClassVar[str] = "default"
     __tablename__: ClassVar[str]
     __table__: ClassVar[Table]
-    __fields__: ClassVar[dict[str, Field]]
+    __fields__: ClassVar[dict[str, Field[Any]]]
     __indexes__: ClassVar[Sequence[Sequence[str]]] = ()
     __unique_together__: ClassVar[Sequence[Sequence[str]]] = ()
 
-    _ar_declared: ClassVar[dict[str, Field]] = {}
+    if TYPE_CHECKING:
+        # The ``id`` primary key `_build_table` adds to a model that declares no primary key,
+        # made visible to type checkers (a model declaring its own ``id`` replaces it).
+        id: Field[int] = PrimaryKeyField()
+
+    _ar_declared: ClassVar[dict[str, Field[Any]]] = {}
     _ar_names: ClassVar[tuple[str, ...]]
     _ar_fast_checks: ClassVar[tuple[FastCheck, ...]]
     _ar_all_valid: ClassVar[Callable[[Mapping[str, Any]], bool]]
     _ar_blank: ClassVar[dict[str, None]]
     _ar_get: ClassVar[Any]  # dict -> tuple of the field values (see `_build_table`)
-    _ar_defaulted: ClassVar[tuple[tuple[str, Field], ...]]
+    _ar_defaulted: ClassVar[tuple[tuple[str, Field[Any]], ...]]
     _ar_pk: ClassVar[str]
     _ar_json: ClassVar[tuple[int, ...]]
     _ar_server_defaults: ClassVar[tuple[str, ...]]

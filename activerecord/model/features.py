@@ -26,7 +26,7 @@ from .fields_extra import _SoftDeleteField, _VersionField
 from .state import RecordState
 
 
-def precheck(cls: Any, fields: Mapping[str, Field]) -> None:
+def precheck(cls: Any, fields: Mapping[str, Field[Any]]) -> None:
     """Refuse, before the table is built, relations and foreign keys that cross connections."""
     conn = cls.__connection__
     for klass in cls.__mro__:
@@ -38,7 +38,7 @@ def precheck(cls: Any, fields: Mapping[str, Field]) -> None:
     _relations.check_foreign_keys(cls.__name__, conn, fields)
 
 
-def _one(cls: Any, kind: type[Field], label: str) -> str | None:
+def _one(cls: Any, kind: type[Field[Any]], label: str) -> str | None:
     names = [n for n, f in cls.__fields__.items() if isinstance(f, kind)]
     if len(names) > 1:
         raise ConfigurationError(

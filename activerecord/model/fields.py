@@ -1,8 +1,13 @@
 """Field declarations: what a model attribute is, as a column and as a validated Python value.
 
-The public field functions (`StringField`, ...) return `Any` on purpose: written as
-``name: str = StringField(max_length=100)`` the annotation, not the field object, is what a type
-checker sees, so constructors and attributes are typed by the model's own annotations.
+A field is declared as ``name: Field[str] = StringField(max_length=100)``. To a type checker
+`Field` is a descriptor: ``User.name`` is a ``Column[str]`` (so ``User.name == "a"`` is a
+``ColumnElement[bool]``), ``user.name`` is a ``str``, and the model's constructor takes a ``str``
+for ``name``. At run time it is no descriptor at all: the model class keeps its fields out of its
+namespace (see `ModelMeta`), so reading and writing ``user.name`` stays a plain, specialized
+instance attribute access. The field functions return ``Field[T]`` for the type their values
+have, ``Field[T | None]`` with ``nullable=True``, so a declaration that disagrees with its field is
+a type error.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from sqlalchemy import (
     BigInteger,
@@ -41,9 +46,16 @@ MISSING: Any = _Missing()
 
 Validator = Callable[[Any], "str | None"]
 
+T = TypeVar("T")
 
-class Field:
-    """One declared field. Holds the options; builds the column and checks values."""
+
+class Field(Generic[T]):
+    """One declared field, whose values are of type ``T``. Holds the options; builds the column and checks values.
+
+    >>> class User(ActiveRecord):
+    ...     name: Field[str] = StringField(max_length=100)
+    ...     nickname: Field[str | None] = StringField(nullable=True)
+    """
 
     python_types: tuple[type, ...] = (object,)
     type_label = "value"
@@ -80,10 +92,22 @@ class Field:
         self.validators = tuple(validators)
         self.name = ""  # set when the model class is built
 
+    if TYPE_CHECKING:
+        # For type checkers only: defined at run time, these would make a field a descriptor,
+        # and the model class does not keep its fields (see `ModelMeta`). On the class the
+        # field reads as its column (`ModelMeta.__getattr__`), on a record as its value.
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Column[T]: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> T: ...
+        def __get__(self, instance: object | None, owner: type[Any]) -> Column[T] | T: ...
+        def __set__(self, instance: object, value: T) -> None: ...
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
-    def copy(self) -> Field:
+    def copy(self) -> Field[T]:
         """A fresh copy, for a subclass that inherits the field into a table of its own."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
@@ -161,17 +185,17 @@ class Field:
         return value
 
 
-class _IntegerField(Field):
+class _IntegerField(Field[int]):
     python_types = (int,)
     type_label = "int"
 
 
-class _FloatField(Field):
+class _FloatField(Field[float]):
     python_types = (float, int)
     type_label = "float"
 
 
-class _DecimalField(Field):
+class _DecimalField(Field[decimal.Decimal]):
     python_types = (decimal.Decimal, int, float)
     type_label = "Decimal"
 
@@ -179,17 +203,17 @@ class _DecimalField(Field):
         return None if value is None else str(value)
 
 
-class _StringField(Field):
+class _StringField(Field[str]):
     python_types = (str,)
     type_label = "str"
 
 
-class _BooleanField(Field):
+class _BooleanField(Field[bool]):
     python_types = (bool,)
     type_label = "bool"
 
 
-class _DateField(Field):
+class _DateField(Field[dt.date]):
     python_types = (dt.date,)
     type_label = "date"
 
@@ -200,7 +224,7 @@ class _DateField(Field):
         return None if value is None else value.isoformat()
 
 
-class _DateTimeField(Field):
+class _DateTimeField(Field[dt.datetime]):
     python_types = (dt.datetime,)
     type_label = "timezone-aware datetime"
 
@@ -231,7 +255,7 @@ class _DateTimeField(Field):
         return None if value is None else value.isoformat()
 
 
-class _JSONField(Field):
+class _JSONField(Field[Any]):
     python_types = (dict, list, str, int, float, bool)
     type_label = "JSON value"
 
@@ -239,7 +263,7 @@ class _JSONField(Field):
         return isinstance(value, self.python_types)
 
 
-class _UUIDField(Field):
+class _UUIDField(Field[uuid.UUID]):
     python_types = (uuid.UUID,)
     type_label = "UUID"
 
@@ -247,85 +271,149 @@ class _UUIDField(Field):
         return None if value is None else str(value)
 
 
-def PrimaryKeyField(*, big: bool = False, **options: Any) -> Any:  # noqa: N802
+def PrimaryKeyField(*, big: bool = False, **options: Any) -> Field[int]:  # noqa: N802
     """An auto-incrementing integer primary key (``big=True`` for BIGINT).
 
+    A model that declares no primary key gets this one as ``id``.
+
     >>> class User(ActiveRecord):
-    ...     id: int = PrimaryKeyField()
+    ...     id: Field[int] = PrimaryKeyField()
     """
     sa_type: TypeEngine[Any] = BigInteger().with_variant(Integer(), "sqlite") if big else Integer()
     options.setdefault("autoincrement", True)
     return _IntegerField(sa_type, primary_key=True, **options)
 
 
-def IntegerField(**options: Any) -> Any:  # noqa: N802
+# Each field function has two signatures for type checkers: ``nullable=True`` (or a bool only
+# known at run time) makes it a ``Field[T | None]``, so ``user.nickname`` may be None and
+# ``nickname: Field[str] = StringField(nullable=True)`` is reported.
+
+
+@overload
+def IntegerField(*, nullable: Literal[False] = False, **options: Any) -> Field[int]: ...
+@overload
+def IntegerField(*, nullable: bool, **options: Any) -> Field[int | None]: ...
+def IntegerField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A 32-bit integer. Options: nullable, default, unique, index, choices, primary_key, validators."""
-    return _IntegerField(Integer(), **options)
+    return _IntegerField(Integer(), nullable=nullable, **options)
 
 
-def BigIntegerField(**options: Any) -> Any:  # noqa: N802
+@overload
+def BigIntegerField(*, nullable: Literal[False] = False, **options: Any) -> Field[int]: ...
+@overload
+def BigIntegerField(*, nullable: bool, **options: Any) -> Field[int | None]: ...
+def BigIntegerField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A 64-bit integer (ids from `generate_id`, counters)."""
-    return _IntegerField(BigInteger().with_variant(Integer(), "sqlite"), **options)
+    return _IntegerField(BigInteger().with_variant(Integer(), "sqlite"), nullable=nullable, **options)
 
 
-def FloatField(**options: Any) -> Any:  # noqa: N802
+@overload
+def FloatField(*, nullable: Literal[False] = False, **options: Any) -> Field[float]: ...
+@overload
+def FloatField(*, nullable: bool, **options: Any) -> Field[float | None]: ...
+def FloatField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A double-precision float."""
-    return _FloatField(Float(precision=53).with_variant(Float(), "sqlite"), **options)
+    return _FloatField(Float(precision=53).with_variant(Float(), "sqlite"), nullable=nullable, **options)
 
 
-def DecimalField(precision: int = 18, scale: int = 2, **options: Any) -> Any:  # noqa: N802
+@overload
+def DecimalField(
+    precision: int = 18, scale: int = 2, *, nullable: Literal[False] = False, **options: Any
+) -> Field[decimal.Decimal]: ...
+@overload
+def DecimalField(
+    precision: int = 18, scale: int = 2, *, nullable: bool, **options: Any
+) -> Field[decimal.Decimal | None]: ...
+def DecimalField(precision: int = 18, scale: int = 2, *, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """An exact decimal with ``precision`` digits, ``scale`` of them after the point."""
-    return _DecimalField(Numeric(precision, scale, asdecimal=True), **options)
+    return _DecimalField(Numeric(precision, scale, asdecimal=True), nullable=nullable, **options)
 
 
-def StringField(max_length: int = 255, **options: Any) -> Any:  # noqa: N802
+@overload
+def StringField(max_length: int = 255, *, nullable: Literal[False] = False, **options: Any) -> Field[str]: ...
+@overload
+def StringField(max_length: int = 255, *, nullable: bool, **options: Any) -> Field[str | None]: ...
+def StringField(max_length: int = 255, *, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A VARCHAR of at most ``max_length`` characters (checked before saving)."""
-    return _StringField(String(max_length), max_length=max_length, **options)
+    return _StringField(String(max_length), max_length=max_length, nullable=nullable, **options)
 
 
-def TextField(**options: Any) -> Any:  # noqa: N802
+@overload
+def TextField(*, nullable: Literal[False] = False, **options: Any) -> Field[str]: ...
+@overload
+def TextField(*, nullable: bool, **options: Any) -> Field[str | None]: ...
+def TextField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """Text of any length."""
-    return _StringField(Text(), **options)
+    return _StringField(Text(), nullable=nullable, **options)
 
 
-def BooleanField(**options: Any) -> Any:  # noqa: N802
+@overload
+def BooleanField(*, nullable: Literal[False] = False, **options: Any) -> Field[bool]: ...
+@overload
+def BooleanField(*, nullable: bool, **options: Any) -> Field[bool | None]: ...
+def BooleanField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """True or False."""
-    return _BooleanField(Boolean(), **options)
+    return _BooleanField(Boolean(), nullable=nullable, **options)
 
 
-def DateField(**options: Any) -> Any:  # noqa: N802
+@overload
+def DateField(*, nullable: Literal[False] = False, **options: Any) -> Field[dt.date]: ...
+@overload
+def DateField(*, nullable: bool, **options: Any) -> Field[dt.date | None]: ...
+def DateField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A calendar date (`datetime.date`)."""
-    return _DateField(Date(), **options)
+    return _DateField(Date(), nullable=nullable, **options)
 
 
-def DateTimeField(**options: Any) -> Any:  # noqa: N802
+@overload
+def DateTimeField(*, nullable: Literal[False] = False, **options: Any) -> Field[dt.datetime]: ...
+@overload
+def DateTimeField(*, nullable: bool, **options: Any) -> Field[dt.datetime | None]: ...
+def DateTimeField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A timezone-aware datetime; naive values are refused. Read back aware on every backend."""
-    return _DateTimeField(UTCDateTime(), **options)
+    return _DateTimeField(UTCDateTime(), nullable=nullable, **options)
 
 
-def TimestampField(*, auto_now_add: bool = False, auto_now: bool = False, **options: Any) -> Any:  # noqa: N802
+@overload
+def TimestampField(
+    *, auto_now_add: bool = False, auto_now: bool = False, nullable: Literal[False] = False, **options: Any
+) -> Field[dt.datetime]: ...
+@overload
+def TimestampField(
+    *, auto_now_add: bool = False, auto_now: bool = False, nullable: bool, **options: Any
+) -> Field[dt.datetime | None]: ...
+def TimestampField(  # noqa: N802
+    *, auto_now_add: bool = False, auto_now: bool = False, nullable: bool = False, **options: Any
+) -> Field[Any]:
     """A timezone-aware datetime set by the model: on insert (``auto_now_add``) or on every save (``auto_now``).
 
-    >>> created_at: datetime = TimestampField(auto_now_add=True)
+    >>> created_at: Field[datetime] = TimestampField(auto_now_add=True)
     """
-    return _DateTimeField(UTCDateTime(), auto_now_add=auto_now_add, auto_now=auto_now, **options)
+    return _DateTimeField(UTCDateTime(), auto_now_add=auto_now_add, auto_now=auto_now, nullable=nullable, **options)
 
 
-def JSONField(**options: Any) -> Any:  # noqa: N802
-    """A JSON document (JSONB on PostgreSQL). In-place changes to it are detected on save."""
+def JSONField(**options: Any) -> Field[Any]:  # noqa: N802
+    """A JSON document (JSONB on PostgreSQL). In-place changes to it are detected on save.
+
+    Its values are any JSON value, so the annotation says which: ``tags: Field[list[str]] = JSONField()``.
+    """
     return _JSONField(json_type(), **options)
 
 
-def UUIDField(**options: Any) -> Any:  # noqa: N802
+@overload
+def UUIDField(*, nullable: Literal[False] = False, **options: Any) -> Field[uuid.UUID]: ...
+@overload
+def UUIDField(*, nullable: bool, **options: Any) -> Field[uuid.UUID | None]: ...
+def UUIDField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A UUID (native on PostgreSQL, CHAR(32) elsewhere). ``default=uuid.uuid4`` for generated keys."""
-    return _UUIDField(Uuid(), **options)
+    return _UUIDField(Uuid(), nullable=nullable, **options)
 
 
-FastCheck = tuple[str, frozenset[type], int | None, bool, bool, Field]
+FastCheck = tuple[str, frozenset[type], int | None, bool, bool, Field[Any]]
 """One field's checks, precomputed per model by `fast_check`."""
 
 
-def fast_check(name: str, field: Field) -> FastCheck:
+def fast_check(name: str, field: Field[Any]) -> FastCheck:
     """``field``'s checks as `field_errors` runs them: its name, `Field.plain_types`, its length
     limit, whether a plain value must carry a time zone, whether None passes, and the field."""
     aware = isinstance(field, _DateTimeField)

@@ -6,13 +6,14 @@ that declares none of them pays nothing for them.
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, Literal, overload
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer
 from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError
-from .fields import _DateTimeField, _IntegerField
+from .fields import Field, _DateTimeField, _IntegerField
 from .types import UTCDateTime
 
 ON_DELETE_RULES = ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT")
@@ -58,14 +59,35 @@ def _rule(kind: str, rule: str | None) -> str | None:
     return normal
 
 
+@overload
+def ForeignKeyField(
+    target: Any,
+    *,
+    on_delete: str | None = None,
+    on_update: str | None = None,
+    big: bool = False,
+    nullable: Literal[False] = False,
+    **options: Any,
+) -> Field[int]: ...
+@overload
+def ForeignKeyField(
+    target: Any,
+    *,
+    on_delete: str | None = None,
+    on_update: str | None = None,
+    big: bool = False,
+    nullable: bool,
+    **options: Any,
+) -> Field[int | None]: ...
 def ForeignKeyField(  # noqa: N802
     target: Any,
     *,
     on_delete: str | None = None,
     on_update: str | None = None,
     big: bool = False,
+    nullable: bool = False,
     **options: Any,
-) -> Any:
+) -> Field[Any]:
     """An integer referencing another model's primary key, with a FOREIGN KEY constraint.
 
     ``target`` is the model class, or its table name (``"users"`` or ``"users.id"``) when the
@@ -73,7 +95,7 @@ def ForeignKeyField(  # noqa: N802
     ``"RESTRICT"``, ``"NO ACTION"`` or ``"SET DEFAULT"``.
 
     >>> class Order(ActiveRecord):
-    ...     customer_id: int = ForeignKeyField(Customer, on_delete="CASCADE")
+    ...     customer_id: Field[int] = ForeignKeyField(Customer, on_delete="CASCADE")
     """
     if not isinstance(target, str) and not hasattr(target, "__table__"):
         raise ConfigurationError(f"ForeignKeyField() takes a model class or a table name, not {target!r}")
@@ -83,10 +105,15 @@ def ForeignKeyField(  # noqa: N802
     else:
         sa_type = target.__table__.c[target._ar_pk].type
     on_delete = _rule("on_delete", on_delete)
-    if on_delete == "SET NULL" and not options.get("nullable", False):
+    if on_delete == "SET NULL" and not nullable:
         raise ConfigurationError('on_delete="SET NULL" needs nullable=True')
     return _ForeignKeyField(
-        sa_type, target=target, on_delete=on_delete, on_update=_rule("on_update", on_update), **options
+        sa_type,
+        target=target,
+        on_delete=on_delete,
+        on_update=_rule("on_update", on_update),
+        nullable=nullable,
+        **options,
     )
 
 
@@ -94,14 +121,14 @@ class _VersionField(_IntegerField):
     """The optimistic-locking counter: 1 on insert, one more on every update."""
 
 
-def VersionField(**options: Any) -> Any:  # noqa: N802
+def VersionField(**options: Any) -> Field[int]:  # noqa: N802
     """Optimistic locking: an integer the model bumps on each update and checks in its WHERE.
 
     An update or delete of a record whose row changed since it was read raises
     `StaleObjectError` and writes nothing.
 
     >>> class Account(ActiveRecord):
-    ...     version: int = VersionField()
+    ...     version: Field[int] = VersionField()
     """
     options.setdefault("default", 1)
     return _VersionField(Integer(), **options)
@@ -111,18 +138,19 @@ class _SoftDeleteField(_DateTimeField):
     """When the record was soft-deleted; NULL while it is live."""
 
 
-def SoftDeleteField(**options: Any) -> Any:  # noqa: N802
+def SoftDeleteField(**options: Any) -> Field[dt.datetime | None]:  # noqa: N802
     """Opt a model into soft delete: ``delete()`` sets this timestamp instead of removing the row.
 
     Queries hide soft-deleted rows unless asked (``with_deleted()``, ``only_deleted()``);
     ``restore()`` brings a record back, ``hard_delete()`` removes its row.
 
     >>> class Note(ActiveRecord):
-    ...     deleted_at: datetime | None = SoftDeleteField()
+    ...     deleted_at: Field[datetime | None] = SoftDeleteField()
     """
     options["nullable"] = True
     options.setdefault("index", True)
-    return _SoftDeleteField(UTCDateTime(), **options)
+    field: Field[Any] = _SoftDeleteField(UTCDateTime(), **options)
+    return field
 
 
 __all__ = ["ON_DELETE_RULES", "ForeignKeyField", "SoftDeleteField", "VersionField"]

@@ -594,7 +594,7 @@ def belongs_to(target: Any, *, foreign_key: str | None = None) -> BelongsTo[Any]
     """The owner holds the key of a ``target`` record (default key field: ``<relation name>_id``).
 
     >>> class Order(ActiveRecord):
-    ...     customer_id: int = ForeignKeyField(Customer)
+    ...     customer_id: Field[int] = ForeignKeyField(Customer)
     ...     customer = belongs_to(Customer)
     """
     return BelongsTo(target, foreign_key=foreign_key)

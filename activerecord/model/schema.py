@@ -51,7 +51,7 @@ _ID_AS_STRING = (
 )
 
 
-def _base_type(field: Field) -> Any:
+def _base_type(field: Field[Any]) -> Any:
     """The Python type pydantic validates a field's value as (before nullability)."""
     if isinstance(field, _BooleanField):
         return bool
@@ -81,7 +81,7 @@ def _base_type(field: Field) -> Any:
     return Any
 
 
-def _checker(field: Field) -> Callable[[Any], Any]:
+def _checker(field: Field[Any]) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         problems = field.check(value)
         if problems:
@@ -91,7 +91,7 @@ def _checker(field: Field) -> Callable[[Any], Any]:
     return check
 
 
-def _field_type(field: Field, kind: str, as_string: bool) -> Any:
+def _field_type(field: Field[Any], kind: str, as_string: bool) -> Any:
     base = _base_type(field)
     extras: list[Any] = []
     if field.choices is not None and all(isinstance(c, (str, int, bool)) for c in field.choices):
@@ -107,7 +107,7 @@ def _field_type(field: Field, kind: str, as_string: bool) -> Any:
     return base
 
 
-def _automatic(field: Field) -> bool:
+def _automatic(field: Field[Any]) -> bool:
     """Whether the model (or the database) fills the field in when a new record leaves it out."""
     return field.primary_key or field.generated or field.default is not MISSING
 
@@ -136,14 +136,14 @@ class RecordOutput(BaseModel):
         return data
 
 
-def _read_only(field: Field) -> bool:
+def _read_only(field: Field[Any]) -> bool:
     """Keys, automatic timestamps, lock versions and soft-delete marks: the model keeps them."""
     if field.primary_key or isinstance(field, (_VersionField, _SoftDeleteField)):
         return True
     return isinstance(field, _DateTimeField) and (field.auto_now_add or field.auto_now)
 
 
-def _definition(field: Field, kind: str, as_string: bool) -> tuple[Any, Any]:
+def _definition(field: Field[Any], kind: str, as_string: bool) -> tuple[Any, Any]:
     """The (annotation, FieldInfo) of one field in a generated model."""
     annotation = _field_type(field, kind, as_string)
     info: dict[str, Any] = {}

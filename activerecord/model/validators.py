@@ -24,7 +24,7 @@ def validates(*fields: str) -> Callable[[F], F]:
     a message (filed under ``"__all__"``), or a mapping of field name to message(s).
 
     >>> class User(ActiveRecord):
-    ...     email: str = StringField()
+    ...     email: Field[str] = StringField()
     ...     @validates("email")
     ...     def _email_has_at(self, value: str) -> str | None:
     ...         return None if "@" in value else "must contain @"

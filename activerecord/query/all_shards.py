@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Column, Select, func
+from sqlalchemy import Column, ColumnElement, Select, func
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -101,7 +101,7 @@ class AllShardsQuery(Generic[M]):
 
     # -- building -----------------------------------------------------------------------------
 
-    def where(self, *conditions: Any, **equals: Any) -> AllShardsQuery[M]:
+    def where(self, *conditions: ColumnElement[bool], **equals: Any) -> AllShardsQuery[M]:
         """`Query.where`, on every shard."""
         return self._wrap(self._query.where(*conditions, **equals))
 

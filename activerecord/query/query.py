@@ -45,10 +45,10 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
 
     # -- building -----------------------------------------------------------------------------
 
-    def where(self, *conditions: ColumnElement[bool] | Any, **equals: Any) -> Query[M]:
-        """Add conditions (ANDed): Core expressions, or ``field=value`` for equality.
+    def where(self, *conditions: ColumnElement[bool], **equals: Any) -> Query[M]:
+        """Add conditions (ANDed): boolean column expressions, or ``field=value`` for equality.
 
-        >>> User.find().where(User.name.like("a%"), active=True)
+        >>> User.find().where(User.name.like("a%"), User.age >= 18, active=True)
         """
         for condition in conditions:
             if not isinstance(condition, ClauseElement):
