@@ -38,6 +38,7 @@ from sqlalchemy.sql.elements import (
 )
 from sqlalchemy.sql.functions import FunctionElement
 
+from ..dialects import backend_for
 from ..errors import QueryError
 
 if TYPE_CHECKING:
@@ -298,8 +299,8 @@ class Plan:
 
     def merge(self, parts: Sequence[Sequence[dict[str, Any]]], backend: str) -> list[tuple[Any, ...]]:
         """The output rows (tuples in output order) from every shard's answer, merged."""
-        # Each backend's own NULL placement: PostgreSQL sorts NULL as larger than any value.
-        null_is_large = backend == "postgresql"
+        # Each backend's own NULL placement (PostgreSQL sorts NULL as larger than any value).
+        null_is_large = backend_for(backend).nulls_sort_large
         envs = self._merge_groups(parts) if self.grouped else [((), [row]) for part in parts for row in part]
         if self.order:
 
