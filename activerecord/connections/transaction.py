@@ -126,8 +126,10 @@ def transaction(name: str = "default", isolation_level: str | None = None) -> It
             _current.reset(token)
             _run_sync(tx._on_rollback)
             raise
-        root.commit()
-        _current.reset(token)
+        try:
+            root.commit()
+        finally:
+            _current.reset(token)
     finally:
         conn.close()
     _run_sync(tx._on_commit)
@@ -171,8 +173,10 @@ async def atransaction(name: str = "default", isolation_level: str | None = None
             _current.reset(token)
             await _run_async(tx._on_rollback)
             raise
-        await root.commit()
-        _current.reset(token)
+        try:
+            await root.commit()
+        finally:
+            _current.reset(token)
     finally:
         await conn.close()
     await _run_async(tx._on_commit)

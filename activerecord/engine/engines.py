@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..dialects import mysql as _mysql
 from ..dialects import sqlite_async as _aiosqlite
+from ..dialects.faults import CLASSIFIERS
+from . import faults as _faults
 from .config import NodeConfig
 
 
@@ -86,6 +88,7 @@ class NodeEngines:
                     self._keep_memory_db()
                     options, set_up = _engine_options(self.node, self.node.sync_url)
                     engine = create_engine(self.node.sync_url, **options)
+                    _faults.install(engine, CLASSIFIERS[self.node.backend])
                     if set_up is not None:
                         set_up(engine.dialect)
                     if self.node.backend == "sqlite":
@@ -106,6 +109,7 @@ class NodeEngines:
                     self._keep_memory_db()
                     options, set_up = _engine_options(self.node, self.node.async_url)
                     engine = create_async_engine(self.node.async_url, **options)
+                    _faults.install(engine.sync_engine, CLASSIFIERS[self.node.backend])
                     if set_up is not None:
                         set_up(engine.sync_engine.dialect)
                     if self.node.backend == "sqlite":
