@@ -16,10 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from activerecord import ActiveRecord, ConnectionManager, RetryAttempt, RetryPolicy
-from activerecord.errors import Retry, TransactionError, is_retryable, retry_class
+from activerecord.errors import CommitOutcomeUnknown, Retry, TransactionError, is_retryable, retry_class
 
 from .backends import BackendDatabases
 from .dual import IO
+from .harness.proxy import Proxy
 from .models import Author
 
 servers = pytest.mark.backends("postgresql", "mysql")
@@ -267,3 +268,32 @@ async def test_a_permanent_error_is_not_retried(db: IO) -> None:
         else:
             await asyncio.to_thread(Author.run_in_transaction, body, retry=5)
     assert calls == [1]
+
+
+@servers
+async def test_a_commit_whose_reply_is_cut_has_an_unknown_outcome(
+    db: IO, mode: str, unreachable: Callable[..., str], backend_dbs: BackendDatabases
+) -> None:
+    config = backend_dbs.config("default")
+    with Proxy(config["port"]) as proxy:
+        name = unreachable("proxied", port=proxy.port)
+        proxy.drop_reply_to(b"COMMIT")
+
+        def body() -> None:
+            Author(name="maybe").save(using=name)
+
+        async def abody() -> None:
+            await Author(name="maybe").asave(using=name)
+
+        with pytest.raises(CommitOutcomeUnknown) as caught:
+            if mode == "async":
+                await ActiveRecord.arun_in_transaction(abody, using=name, retry=5)
+            else:
+                await asyncio.to_thread(ActiveRecord.run_in_transaction, body, using=name, retry=5)
+        assert proxy.dropped.is_set()
+        assert retry_class(caught.value) is Retry.UNKNOWN_OUTCOME
+        assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
+        # Not retried (one row at most), and here the server did commit it:
+        assert await db(Author.find()).count() == 1
+        proxy.passthrough()
+        await db(ActiveRecord).execute_raw("SELECT 1", using=name)  # the next call works

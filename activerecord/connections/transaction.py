@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import TransactionError
 from .manager import ConnectionManager
+from .outcome import commit_outcome
 
 Callback = Callable[[], "Awaitable[None] | None"]
 
@@ -127,7 +128,8 @@ def transaction(name: str = "default", isolation_level: str | None = None) -> It
             _run_sync(tx._on_rollback)
             raise
         try:
-            root.commit()
+            with commit_outcome():
+                root.commit()
         finally:
             _current.reset(token)
     finally:
@@ -174,7 +176,8 @@ async def atransaction(name: str = "default", isolation_level: str | None = None
             await _run_async(tx._on_rollback)
             raise
         try:
-            await root.commit()
+            with commit_outcome():
+                await root.commit()
         finally:
             _current.reset(token)
     finally:
