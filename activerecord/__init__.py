@@ -9,6 +9,7 @@
 
 from . import errors
 from .connections.manager import ConnectionManager
+from .connections.retry import RetryAttempt, RetryPolicy
 from .connections.transaction import Transaction
 from .engine.operations import RawResult
 from .errors import (
@@ -94,6 +95,8 @@ __all__ = [
     "ReadOnlyError",
     "RecordNotFound",
     "RelationNotLoaded",
+    "RetryAttempt",
+    "RetryPolicy",
     "RoutingScope",
     "SchemaDriftError",
     "ShardDirectory",

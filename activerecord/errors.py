@@ -6,11 +6,39 @@ as ``__cause__``.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
+
+from sqlalchemy import exc as sa_exc
+
+
+class Retry(enum.Enum):
+    """What a caller may do about an error: the classification `retry_class` gives.
+
+    - ``RETRYABLE``: running the whole transaction again may succeed (serialization failure,
+      deadlock, lock timeout, a connection lost before the commit was sent, a busy SQLite file,
+      no pooled connection free in time). Nothing of the failed attempt was committed.
+    - ``UNKNOWN_OUTCOME``: the link died after COMMIT was sent; the transaction may or may not
+      have committed (`CommitOutcomeUnknown`). Check before doing it again.
+    - ``PERMANENT``: running it again fails the same way (constraint, data, programming errors,
+      bad input, configuration).
+    """
+
+    RETRYABLE = "retryable"
+    UNKNOWN_OUTCOME = "unknown_outcome"
+    PERMANENT = "permanent"
+
+
+# Set on a driver error (the SQLAlchemy exception) by the engine's error handler, which knows
+# the backend; read by `retry_class`.
+RETRY_ATTRIBUTE = "activerecord_retry"
 
 
 class ActiveRecordError(Exception):
     """Base class of every error raised by activerecord."""
+
+    #: How a caller may react (see `retry_class`); permanent unless a subclass says otherwise.
+    retry: Retry = Retry.PERMANENT
 
 
 class ConfigurationError(ActiveRecordError):
@@ -105,6 +133,16 @@ class ShardWriteError(ShardQueryError):
         self.args = (f"{self.args[0]}; committed on: {kept}",)
 
 
+class CommitOutcomeUnknown(ActiveRecordError):
+    """The connection was lost after COMMIT was sent: the transaction may or may not be committed.
+
+    Never a success and never a plain failure: look at the database (an idempotency key, the
+    row itself) before doing the work again. The driver error is chained as ``__cause__``.
+    """
+
+    retry = Retry.UNKNOWN_OUTCOME
+
+
 class MigrationError(ActiveRecordError):
     """A schema migration could not run: no environment, an unknown revision, a failed script.
 
@@ -129,8 +167,36 @@ class SchemaDriftError(MigrationError):
         self.diffs = list(diffs)
 
 
+def retry_class(exc: BaseException) -> Retry:
+    """Whether running the failed transaction again may succeed: see `Retry`.
+
+    Works on any exception a call of this package raises, in sync and async code alike, on every
+    backend: activerecord's own errors, and the driver errors that reach the caller as SQLAlchemy
+    exceptions (classified by the engine that raised them).
+
+    >>> retry_class(ValueError())
+    <Retry.PERMANENT: 'permanent'>
+    """
+    if isinstance(exc, ActiveRecordError):
+        return exc.retry
+    found = getattr(exc, RETRY_ATTRIBUTE, None)
+    if isinstance(found, Retry):
+        return found
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection was free in time
+        return Retry.RETRYABLE
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return Retry.RETRYABLE
+    return Retry.PERMANENT
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """``retry_class(exc) is Retry.RETRYABLE``."""
+    return retry_class(exc) is Retry.RETRYABLE
+
+
 __all__ = [
     "ActiveRecordError",
+    "CommitOutcomeUnknown",
     "ConfigurationError",
     "MigrationError",
     "MigrationLockError",
@@ -140,6 +206,7 @@ __all__ = [
     "ReadOnlyError",
     "RecordNotFound",
     "RelationNotLoaded",
+    "Retry",
     "SchemaDriftError",
     "ShardQueryError",
     "ShardWriteError",
@@ -147,4 +214,6 @@ __all__ = [
     "TransactionError",
     "UnknownFieldError",
     "ValidationError",
+    "is_retryable",
+    "retry_class",
 ]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..dialects import abegin_write, begin_write
 from ..errors import TransactionError
 from .manager import ConnectionManager
+from .outcome import commit_outcome
 
 Callback = Callable[[], "Awaitable[None] | None"]
 
@@ -127,8 +128,11 @@ def transaction(name: str = "default", isolation_level: str | None = None) -> It
             _current.reset(token)
             _run_sync(tx._on_rollback)
             raise
-        root.commit()
-        _current.reset(token)
+        try:
+            with commit_outcome():
+                root.commit()
+        finally:
+            _current.reset(token)
     finally:
         conn.close()
     _run_sync(tx._on_commit)
@@ -172,8 +176,11 @@ async def atransaction(name: str = "default", isolation_level: str | None = None
             _current.reset(token)
             await _run_async(tx._on_rollback)
             raise
-        await root.commit()
-        _current.reset(token)
+        try:
+            with commit_outcome():
+                await root.commit()
+        finally:
+            _current.reset(token)
     finally:
         await conn.close()
     await _run_async(tx._on_commit)

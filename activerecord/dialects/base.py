@@ -18,6 +18,9 @@ from sqlalchemy.engine import URL, Dialect, RootTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.types import TypeEngine
 
+from ..errors import Retry
+from .faults import ErrorClass
+
 #: A bind or result processor: one value in, one value out.
 Processor = Callable[[Any], Any]
 
@@ -55,6 +58,11 @@ class Backend(Protocol):
     rows_per_statement: ClassVar[int | None] = None
     #: Writes have a position (such as a WAL LSN) that a replica's replay can be compared with.
     has_write_positions: ClassVar[bool] = False
+
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+        """The SQLAlchemy class a driver error should surface as (None: the driver's own mapping
+        stands) and whether running the transaction again may succeed (see `dialects.faults`)."""
+        return (None, Retry.RETRYABLE if is_disconnect else Retry.PERMANENT)
 
     # -- configuration and engines ------------------------------------------------------------
 

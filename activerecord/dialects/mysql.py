@@ -29,8 +29,9 @@ from sqlalchemy.engine.interfaces import ConnectArgsType
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeEngine
 
-from ..errors import MigrationLockError
+from ..errors import MigrationLockError, Retry
 from .base import Backend
+from .faults import ErrorClass, classify_mysql
 from .utc import naive_to_utc, utc_text
 
 #: MySQL's type code of a DATETIME column in a result, as the drivers report it.
@@ -140,6 +141,9 @@ class MySQL(Backend):
     # a time, which inserted no slower. 1,000 is SQLAlchemy's own page size for multi-row
     # INSERT ... RETURNING.
     rows_per_statement: ClassVar[int | None] = 1000
+
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+        return classify_mysql(error, is_disconnect)
 
     def prepare_url(self, connection: str, url: URL) -> tuple[URL, str | None]:
         if "charset" not in url.query:

@@ -12,8 +12,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
-from ..errors import MigrationLockError
+from ..errors import MigrationLockError, Retry
 from .base import Backend, ReplicaStatus, aware_utc_reader
+from .faults import ErrorClass, classify_postgresql
 
 #: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
 TIMESTAMPTZ_OID = 1184
@@ -45,6 +46,9 @@ class PostgreSQL(Backend):
     keeps_time_zone: ClassVar[bool] = True
     nulls_sort_large: ClassVar[bool] = True
     has_write_positions: ClassVar[bool] = True
+
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+        return classify_postgresql(error, is_disconnect)
 
     def json_type(self) -> TypeEngine[Any] | None:
         # JSONB indexes and compares, which JSON does not.

@@ -24,8 +24,9 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Dialect, processors
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
-from ..errors import QueryError
+from ..errors import QueryError, Retry
 from .base import Backend, aware_utc_reader, begins_write
+from .faults import ErrorClass, classify_sqlite
 from .utc import utc_text
 
 #: Seconds a statement waits for another connection's write lock before "database is locked"
@@ -90,6 +91,9 @@ class SQLite(Backend):
     sync_driver: ClassVar[str] = "pysqlite"
     async_driver: ClassVar[str] = "aiosqlite"
     async_drivers: ClassVar[frozenset[str]] = frozenset({"aiosqlite"})
+
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+        return classify_sqlite(error, is_disconnect)
 
     def check_settings(self, connection: str, raw: Mapping[str, Any]) -> list[str]:
         return []

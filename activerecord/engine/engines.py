@@ -13,6 +13,8 @@ from collections.abc import Callable
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..dialects import backend_for
+from . import faults as _faults
 from .config import NodeConfig, engine_args
 
 
@@ -47,6 +49,7 @@ class NodeEngines:
                     self._keep_memory_db()
                     url, options = engine_args(self.node, self.node.sync_url)
                     engine = create_engine(url, **options)
+                    _faults.install(engine, backend_for(self.node.backend).classify_error)
                     self._sync = engine
                     if self.on_create is not None:
                         self.on_create(self)
@@ -63,6 +66,7 @@ class NodeEngines:
                     self._keep_memory_db()
                     url, options = engine_args(self.node, self.node.async_url)
                     engine = create_async_engine(url, **options)
+                    _faults.install(engine.sync_engine, backend_for(self.node.backend).classify_error)
                     self._async = engine
                     if self.on_create is not None:
                         self.on_create(self)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
@@ -20,8 +19,9 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.ddl import sort_tables
 
 from ..connections import execute as _execute
-from ..connections import transaction as _transaction
+from ..connections import retry as _retry
 from ..connections.manager import ConnectionManager
+from ..connections.retry import AsyncTransactionBlock, RetryPolicy, TransactionBlock
 from ..dialects.utc import utcnow
 from ..engine import operations as _operations
 from ..errors import (
@@ -53,6 +53,7 @@ from .fields import (
 )
 
 Self = TypeVar("Self", bound="ActiveRecord")
+R = TypeVar("R")
 
 _SENSITIVE = re.compile(r"password|passwd|secret|token|api_key", re.IGNORECASE)
 
@@ -694,21 +695,56 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
 
     @classmethod
     def transaction(
-        cls, using: str | None = None, *, isolation_level: str | None = None
-    ) -> AbstractContextManager[_transaction.Transaction]:
+        cls, using: str | None = None, *, isolation_level: str | None = None, retry: int | RetryPolicy | None = None
+    ) -> TransactionBlock:
         """A transaction on ``using`` (default: this model's connection); nesting makes a savepoint.
+
+        As a ``with`` block, or as a decorator that runs the function in a transaction; with
+        ``retry=`` (attempts, or a `RetryPolicy`) the decorated function runs again on a retryable
+        error (see `activerecord.errors.retry_class`):
 
         >>> with User.transaction():
         ...     User.create(name="a")
+        >>> @User.transaction(retry=5)
+        ... def rename(user_id: int, name: str) -> None: ...
         """
-        return _transaction.transaction(using or cls.__connection__, isolation_level)
+        return TransactionBlock(using or cls.__connection__, isolation_level, retry)
 
     @classmethod
     def atransaction(
-        cls, using: str | None = None, *, isolation_level: str | None = None
-    ) -> AbstractAsyncContextManager[_transaction.Transaction]:
-        """`transaction` for ``async with``."""
-        return _transaction.atransaction(using or cls.__connection__, isolation_level)
+        cls, using: str | None = None, *, isolation_level: str | None = None, retry: int | RetryPolicy | None = None
+    ) -> AsyncTransactionBlock:
+        """`transaction` for ``async with``, or as a decorator of coroutine functions."""
+        return AsyncTransactionBlock(using or cls.__connection__, isolation_level, retry)
+
+    @classmethod
+    def run_in_transaction(
+        cls,
+        body: Callable[[], R],
+        *,
+        retry: int | RetryPolicy = 5,
+        using: str | None = None,
+        isolation_level: str | None = None,
+    ) -> R:
+        """``body()`` in a transaction, the whole of it run again on a retryable error; its result.
+
+        >>> User.run_in_transaction(lambda: User.create(name="a"), retry=3)
+        """
+        name = using or cls.__connection__
+        return _retry.run(RetryPolicy.of(retry), name, isolation_level, body)
+
+    @classmethod
+    async def arun_in_transaction(
+        cls,
+        body: Callable[[], Awaitable[R]],
+        *,
+        retry: int | RetryPolicy = 5,
+        using: str | None = None,
+        isolation_level: str | None = None,
+    ) -> R:
+        """`run_in_transaction` for a coroutine function: ``await body()`` in the transaction."""
+        name = using or cls.__connection__
+        return await _retry.arun(RetryPolicy.of(retry), name, isolation_level, body)
 
     @classmethod
     def _ar_tables(cls, models: Iterable[type[ActiveRecord]] | None, name: str) -> list[Table]:
