@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import sqlalchemy as sa
 from activerecord import ActiveRecord, ConnectionManager, Field, IntegerField, PrimaryKeyField, RetryPolicy, StringField
 from activerecord.errors import CommitOutcomeUnknown
 
-from .harness.patroni import HarnessError, PatroniCluster, available
+from .harness.patroni import PatroniCluster
 
 pytestmark = pytest.mark.backends("postgresql")
 
@@ -38,20 +37,6 @@ class Acked(ActiveRecord):
 
 
 POLICY = RetryPolicy(attempts=200, initial_delay=0.05, max_delay=0.5, deadline=60)
-
-
-@pytest.fixture(scope="module")
-def patroni() -> Iterator[PatroniCluster]:
-    reason = available()
-    if reason is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
-        with PatroniCluster() as cluster:
-            yield cluster
-    except HarnessError as exc:
-        pytest.fail(f"the Patroni cluster did not come up: {exc}")
 
 
 @pytest.fixture

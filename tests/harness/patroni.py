@@ -330,17 +330,19 @@ class PatroniCluster:
                     "postgresql": {"use_pg_rewind": True, "use_slots": True},
                 },
                 "initdb": [{"encoding": "UTF8"}, "data-checksums"],
-                "pg_hba": [
-                    "local all all trust",
-                    f"host replication replicator {LOOPBACK}/32 scram-sha-256",
-                    f"host all all {LOOPBACK}/32 scram-sha-256",
-                ],
             },
             "postgresql": {
                 "listen": f"{LOOPBACK}:{member.pg_port}",
                 "connect_address": f"{LOOPBACK}:{member.pg_port}",
                 "data_dir": str(member.datadir),
                 "bin_dir": str(DEFAULT_BINDIR),
+                # Here, not under bootstrap: Patroni then writes the whole file, and initdb's
+                # default "trust" lines do not come first.
+                "pg_hba": [
+                    "local all all trust",
+                    f"host replication replicator {LOOPBACK}/32 scram-sha-256",
+                    f"host all all {LOOPBACK}/32 scram-sha-256",
+                ],
                 "pgpass": str(pg_dir / f"{member.name}.pgpass"),
                 "authentication": {
                     "superuser": {"username": "postgres", "password": PASSWORD},
