@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Dialect, RootTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.types import TypeEngine
 
-from ..errors import Retry
+from ..errors import ConfigurationError, Retry
 from .faults import ErrorClass
 
 #: A bind or result processor: one value in, one value out.
@@ -69,6 +69,11 @@ class Backend(Protocol):
     def check_settings(self, connection: str, raw: Mapping[str, Any]) -> list[str]:
         """The settings missing from a connection's configuration (``host``, ``database``, ...)."""
         return [k for k in ("host", "database") if not raw.get(k)]
+
+    def several_hosts(self, connection: str, url: URL, hosts: Sequence[tuple[str, int | None]]) -> URL:
+        """``url`` naming several hosts, the driver to connect to the first one that fits (a
+        primary after a failover); `ConfigurationError` where the backend's drivers cannot."""
+        raise ConfigurationError(f"connection {connection!r}: several hosts are supported on PostgreSQL only")
 
     def prepare_url(self, connection: str, url: URL) -> tuple[URL, str | None]:
         """``url`` with this backend's defaults added, and the URI of an in-memory database that

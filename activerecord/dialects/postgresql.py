@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects import postgresql as sa_postgresql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
@@ -49,6 +49,14 @@ class PostgreSQL(Backend):
 
     def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
         return classify_postgresql(error, is_disconnect)
+
+    def several_hosts(self, connection: str, url: URL, hosts: Sequence[tuple[str, int | None]]) -> URL:
+        # libpq-style multi-host, which psycopg and asyncpg both read from SQLAlchemy's URL:
+        # they try the hosts in order and keep the first that matches target_session_attrs.
+        # Without one, a node of several hosts wants the one that takes writes.
+        listed = tuple(f"{host}:{port or self.default_port}" for host, port in hosts)
+        query = {"host": listed, "target_session_attrs": url.query.get("target_session_attrs", "read-write")}
+        return url.set(host=None, port=None).update_query_dict(query)
 
     def json_type(self) -> TypeEngine[Any] | None:
         # JSONB indexes and compares, which JSON does not.

@@ -82,6 +82,30 @@ def engine_args(node: NodeConfig, url: URL) -> tuple[URL, dict[str, Any]]:
     return engine_url, backend.engine_options(engine_url, node.engine_options)
 
 
+def _port(connection: str, port: Any) -> int | None:
+    if port is None:
+        return None
+    text = str(port) if isinstance(port, int | str) and not isinstance(port, bool) else ""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigurationError(f"connection {connection!r}: port must be a number from 1 to 65535, not {port!r}")
+    return int(text)
+
+
+def _hosts(connection: str, host: Any, port: Any) -> list[tuple[Any, int | None]]:
+    """``host`` (a name, or a list of names for a primary that can move) with their ports.
+
+    ``port`` is one port for every host or a list as long as ``host``.
+    """
+    if not isinstance(host, list | tuple):
+        return [(host, _port(connection, port))]
+    if not host or not all(isinstance(h, str) and h for h in host):
+        raise ConfigurationError(f"connection {connection!r}: 'host' must be a name or a non-empty list of names")
+    ports = list(port) if isinstance(port, list | tuple) else [port] * len(host)
+    if len(ports) != len(host):
+        raise ConfigurationError(f"connection {connection!r}: give one port, or one port per host")
+    return [(h, _port(connection, p)) for h, p in zip(host, ports, strict=True)]
+
+
 def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
     """Validate one node's settings and build its URLs.
 
@@ -121,16 +145,18 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
         missing = backend_for(backend).check_settings(name, raw)
         if missing:
             raise ConfigurationError(f"connection {name!r}: missing {', '.join(missing)}")
-        port = raw.get("port", backend_for(backend).default_port)
+        hosts = _hosts(name, raw.get("host"), raw.get("port", backend_for(backend).default_port))
         url = URL.create(
             backend,
             username=raw.get("user", raw.get("username")),
             password=raw.get("password"),
-            host=raw.get("host"),
-            port=int(port) if port is not None else None,
+            host=hosts[0][0] if len(hosts) == 1 else None,
+            port=hosts[0][1] if len(hosts) == 1 else None,
             database=str(database) if database is not None else None,
             query=dict(raw.get("options") or {}),
         )
+        if len(hosts) > 1:
+            url = backend_for(backend).several_hosts(name, url, hosts)
 
     settings = backend_for(backend)
     url, memory_uri = settings.prepare_url(name, url)

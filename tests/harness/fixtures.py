@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .patroni import HarnessError, PatroniCluster
+from .patroni import available as patroni_available
 from .pg_cluster import DEFAULT_BINDIR, PgCluster, postgres_available
 
 
@@ -38,3 +40,22 @@ def pg_cluster(pg_bindir: Path) -> Iterator[PgCluster]:
     """
     with PgCluster(replicas=2, bindir=pg_bindir) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def patroni() -> Iterator[PatroniCluster]:
+    """A three-member Patroni cluster over a single-node etcd, shared by the session.
+
+    Tests may switch over, crash and restart members; each must leave all three running (the
+    ``ha`` fixtures wait for a healthy cluster first).
+    """
+    reason = patroni_available()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        with PatroniCluster() as cluster:
+            yield cluster
+    except HarnessError as exc:
+        pytest.fail(f"the Patroni cluster did not come up: {exc}")
