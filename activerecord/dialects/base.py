@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError, Retry
-from .faults import ErrorClass
+from .faults import Classified
 
 #: A bind or result processor: one value in, one value out.
 Processor = Callable[[Any], Any]
@@ -59,10 +59,10 @@ class Backend(Protocol):
     #: Writes have a position (such as a WAL LSN) that a replica's replay can be compared with.
     has_write_positions: ClassVar[bool] = False
 
-    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         """The SQLAlchemy class a driver error should surface as (None: the driver's own mapping
         stands) and whether running the transaction again may succeed (see `dialects.faults`)."""
-        return (None, Retry.RETRYABLE if is_disconnect else Retry.PERMANENT)
+        return Classified(None, Retry.RETRYABLE if is_disconnect else Retry.PERMANENT, is_disconnect)
 
     # -- configuration and engines ------------------------------------------------------------
 

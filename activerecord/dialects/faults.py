@@ -11,15 +11,30 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy import exc as sa_exc
 
 from ..errors import Retry
 
 ErrorClass = type[sa_exc.DBAPIError]
-#: ``classify(driver_error, is_disconnect) -> (SQLAlchemy class it should surface as, Retry)``;
-#: the class is None where the driver's own mapping stands.
-Classifier = Callable[[BaseException, bool], tuple[ErrorClass | None, Retry]]
+
+
+class Classified(NamedTuple):
+    """What a driver error means to a caller."""
+
+    #: The SQLAlchemy class it should surface as; None where the driver's own mapping stands.
+    cls: ErrorClass | None
+    #: Whether running the transaction again may succeed.
+    retry: Retry
+    #: The connection is gone or no longer fit for use (lost link, server shutting down, a former
+    #: primary that became read-only): the pool must drop it, and a COMMIT that met this error
+    #: has an unknown outcome.
+    lost: bool = False
+
+
+#: ``classify(driver_error, is_disconnect) -> Classified``.
+Classifier = Callable[[BaseException, bool], Classified]
 
 _RETRY = Retry.RETRYABLE
 _FAIL = Retry.PERMANENT
@@ -29,10 +44,14 @@ _PG_RETRYABLE = {
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
     "55P03",  # lock_not_available (lock_timeout, NOWAIT)
-    "57P01",  # admin_shutdown
+    "53300",  # too_many_connections
+}
+# Codes that mean this connection is done for: retryable on a new one.
+_PG_LOST = {
+    "57P01",  # admin_shutdown (a switchover restarts the old primary)
     "57P02",  # crash_shutdown
     "57P03",  # cannot_connect_now (starting up, in recovery)
-    "53300",  # too_many_connections
+    "25006",  # read_only_sql_transaction: the node was a primary and is now a replica
 }
 # SQLSTATE class -> the SQLAlchemy class psycopg (and PEP 249) use for it.
 _PG_CLASSES: dict[str, ErrorClass] = {
@@ -83,7 +102,7 @@ _PG_TRANSIENT_TEXT = (
 )
 
 
-def classify_postgresql(error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+def classify_postgresql(error: BaseException, is_disconnect: bool) -> Classified:
     """PostgreSQL, by SQLSTATE (psycopg and asyncpg alike)."""
     code = _sqlstate(error)
     if code is None:
@@ -95,9 +114,10 @@ def classify_postgresql(error: BaseException, is_disconnect: bool) -> tuple[Erro
             or isinstance(error.__cause__ or error, OSError | TimeoutError)
             or any(marker in text for marker in _PG_TRANSIENT_TEXT)
         )
-        return (sa_exc.OperationalError, _RETRY if lost else _FAIL)
-    retry = _RETRY if code in _PG_RETRYABLE or code.startswith("08") or is_disconnect else _FAIL
-    return _PG_CLASSES.get(code[:2]), retry
+        return Classified(sa_exc.OperationalError, _RETRY if lost else _FAIL, lost)
+    lost = is_disconnect or code in _PG_LOST or code.startswith("08")
+    retry = _RETRY if lost or code in _PG_RETRYABLE else _FAIL
+    return Classified(sa_exc.OperationalError if code == "25006" else _PG_CLASSES.get(code[:2]), retry, lost)
 
 
 # MySQL/MariaDB error numbers that a repeated transaction may get past.
@@ -106,6 +126,9 @@ _MYSQL_RETRYABLE = {
     1213,  # ER_LOCK_DEADLOCK
     3572,  # ER_LOCK_NOWAIT
     1040,  # ER_CON_COUNT_ERROR (too many connections)
+}
+# Numbers that mean this connection is done for.
+_MYSQL_LOST = {
     1053,  # ER_SERVER_SHUTDOWN
     1927,  # ER_CONNECTION_KILLED (MariaDB)
     2002,  # CR_CONNECTION_ERROR
@@ -118,25 +141,25 @@ _MYSQL_RETRYABLE = {
 }
 
 
-def classify_mysql(error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+def classify_mysql(error: BaseException, is_disconnect: bool) -> Classified:
     """MySQL/MariaDB, by error number (PyMySQL and asyncmy map numbers to classes alike)."""
     code = error.args[0] if error.args and isinstance(error.args[0], int) else None
-    if is_disconnect or code in _MYSQL_RETRYABLE:
-        return None, _RETRY
+    if is_disconnect or code in _MYSQL_LOST:
+        return Classified(None, _RETRY, True)
+    if code in _MYSQL_RETRYABLE:
+        return Classified(None, _RETRY)
     if code is None and isinstance(error.__cause__ or error, OSError | TimeoutError):
-        return sa_exc.OperationalError, _RETRY
-    return None, _FAIL
+        return Classified(sa_exc.OperationalError, _RETRY, True)
+    return Classified(None, _FAIL)
 
 
 _SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 
 
-def classify_sqlite(error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+def classify_sqlite(error: BaseException, is_disconnect: bool) -> Classified:
     """SQLite: a busy or locked database file is worth another try; nothing else is."""
     if isinstance(error, sqlite3.Error):
         code = getattr(error, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF in _SQLITE_BUSY:
-            return None, _RETRY
-        if "database is locked" in str(error):
-            return None, _RETRY
-    return None, _FAIL
+        if (code is not None and code & 0xFF in _SQLITE_BUSY) or "database is locked" in str(error):
+            return Classified(None, _RETRY)
+    return Classified(None, _FAIL, is_disconnect)

@@ -29,9 +29,9 @@ from sqlalchemy.engine.interfaces import ConnectArgsType
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeEngine
 
-from ..errors import MigrationLockError, Retry
+from ..errors import MigrationLockError
 from .base import Backend
-from .faults import ErrorClass, classify_mysql
+from .faults import Classified, classify_mysql
 from .utc import naive_to_utc, utc_text
 
 #: MySQL's type code of a DATETIME column in a result, as the drivers report it.
@@ -142,7 +142,7 @@ class MySQL(Backend):
     # INSERT ... RETURNING.
     rows_per_statement: ClassVar[int | None] = 1000
 
-    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         return classify_mysql(error, is_disconnect)
 
     def prepare_url(self, connection: str, url: URL) -> tuple[URL, str | None]:

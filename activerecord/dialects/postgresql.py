@@ -12,9 +12,9 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
-from ..errors import MigrationLockError, Retry
+from ..errors import MigrationLockError
 from .base import Backend, ReplicaStatus, aware_utc_reader
-from .faults import ErrorClass, classify_postgresql
+from .faults import Classified, classify_postgresql
 
 #: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
 TIMESTAMPTZ_OID = 1184
@@ -47,7 +47,7 @@ class PostgreSQL(Backend):
     nulls_sort_large: ClassVar[bool] = True
     has_write_positions: ClassVar[bool] = True
 
-    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         return classify_postgresql(error, is_disconnect)
 
     def several_hosts(self, connection: str, url: URL, hosts: Sequence[tuple[str, int | None]]) -> URL:

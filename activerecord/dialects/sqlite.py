@@ -24,9 +24,9 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Dialect, processors
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
-from ..errors import QueryError, Retry
+from ..errors import QueryError
 from .base import Backend, aware_utc_reader, begins_write
-from .faults import ErrorClass, classify_sqlite
+from .faults import Classified, classify_sqlite
 from .utc import utc_text
 
 #: Seconds a statement waits for another connection's write lock before "database is locked"
@@ -92,7 +92,7 @@ class SQLite(Backend):
     async_driver: ClassVar[str] = "aiosqlite"
     async_drivers: ClassVar[frozenset[str]] = frozenset({"aiosqlite"})
 
-    def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
+    def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         return classify_sqlite(error, is_disconnect)
 
     def check_settings(self, connection: str, raw: Mapping[str, Any]) -> list[str]:

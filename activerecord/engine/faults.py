@@ -30,14 +30,18 @@ def install(engine: Engine, classify: Classifier) -> None:
         wrapped = context.sqlalchemy_exception
         if not isinstance(wrapped, sa_exc.DBAPIError) or wrapped.orig is None:
             return None
-        cls, retry = classify(context.original_exception, context.is_disconnect)
+        cls, retry, lost = classify(context.original_exception, context.is_disconnect)
+        if lost and not context.is_disconnect:
+            # SQLAlchemy's own test missed it (a shutdown, a demoted primary): have the pool drop
+            # the connection, and mark the error so that a COMMIT meeting it is an unknown outcome.
+            context.is_disconnect = True
         if cls is not None and type(wrapped) in _GENERIC and cls is not type(wrapped):
             upgraded = cls(
                 wrapped.statement,
                 wrapped.params,
                 wrapped.orig,
                 hide_parameters=wrapped.hide_parameters,
-                connection_invalidated=wrapped.connection_invalidated,
+                connection_invalidated=context.is_disconnect,
                 ismulti=wrapped.ismulti,
             )
             setattr(upgraded, RETRY_ATTRIBUTE, retry)
