@@ -149,3 +149,31 @@ async def test_two_relays_at_once_never_deliver_the_same_row(db: IO) -> None:
     counts = [(await db(r).stats()).published for r in relays]
     assert sum(counts) == total
     assert (await db(OUTBOX).stats()).sent == total
+
+
+async def test_run_forever_relays_until_stopped(db: IO) -> None:
+    publisher = MemoryPublisher()
+    relay = _relay(publisher, poll_interval=0.05)
+    if db.is_async:
+        astop = asyncio.Event()
+        task = asyncio.create_task(relay.arun_forever(astop))
+    else:
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run_forever, args=(stop,))
+        thread.start()
+    try:
+        await db(OUTBOX).publish("t", {"n": 1}, key="k")
+        await db(OUTBOX).publish("t", {"n": 2}, key="k")
+        for _ in range(200):
+            if len(publisher.messages) == 2:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        if db.is_async:
+            astop.set()
+            await asyncio.wait_for(task, 5)
+        else:
+            stop.set()
+            thread.join(5)
+    assert [m.payload for m in publisher.messages] == [{"n": 1}, {"n": 2}]
+    assert (await db(OUTBOX).stats()).sent == 2

@@ -86,11 +86,11 @@ def _lease(
     for row_id, key in earlier:
         if row_id not in mine:
             gap.setdefault(key, row_id)
-    held = [row.id for row in rows if row.key in gap and row.id > gap[row.key]]
+    held = {row.id for row in rows if row.key in gap and row.id > gap[row.key]}
     if not held:
         return rows
     conn.execute(update(table).where(table.c.id.in_(held)).values(lease_owner=None, leased_until=None))
-    return [row for row in rows if row.id not in set(held)]
+    return [row for row in rows if row.id not in held]
 
 
 def _settle(
