@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from activerecord import ActiveRecord, IntegerField, StringField
+from activerecord import ActiveRecord, IntegerField, StringField, metadata_for
 from activerecord.errors import ValidationError
 from activerecord.patterns import MemoryPublisher, Message, Outbox, Relay
 
@@ -26,6 +26,13 @@ class OutboxAccount(ActiveRecord):
 
 def _relay(publisher: Any, **options: Any) -> Relay:
     return Relay(publisher, outbox=OUTBOX, **options)
+
+
+def test_the_outbox_table_is_a_model_in_the_connections_metadata() -> None:
+    # What Alembic's autogenerate reads; declaring the same outbox again reuses the model.
+    assert metadata_for("default").tables["test_outbox"] is OUTBOX.table
+    assert Outbox("default", table="test_outbox").model is OUTBOX.model
+    assert {"message_id", "topic", "key", "payload", "headers", "status", "attempts"} <= set(OUTBOX.table.c.keys())
 
 
 async def test_publish_commits_with_the_model_writes(db: IO) -> None:
