@@ -34,6 +34,18 @@ class LoopThread:
         """Stop the loop and join the thread."""
         if self._loop.is_closed():
             return
+        # A client's background tasks (readers, pingers) outlive its close() by a loop turn or
+        # two; they end here, so none is left on a closed loop.
+        self.call(_cancel_remaining(), timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+
+async def _cancel_remaining() -> None:
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()

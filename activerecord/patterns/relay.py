@@ -171,9 +171,11 @@ class Relay:
     """Moves committed outbox messages to a broker through ``publisher``.
 
     ``publisher`` is a `Publisher` or an `AsyncPublisher`. The sync methods (`run_once`,
-    `run_forever`) drive an async-only publisher on an event loop of the relay's own thread; the
-    async methods run a sync-only publisher in a worker thread. Use one form per relay. The relay
-    owns the publisher: `close` / `aclose` close it.
+    `run_forever`) call a sync publisher one message after the other, and drive an async-only
+    publisher on an event loop of the relay's own thread; the async methods run a sync-only
+    publisher in worker threads. An async publisher gets up to ``max_in_flight`` messages of
+    different keys at once. Use one form per relay. The relay owns the publisher: `close` /
+    `aclose` close it.
 
     ``lease`` seconds must cover publishing one batch: a lease that runs out lets another relay
     publish the same rows again (still at-least-once, but duplicated).
@@ -192,12 +194,14 @@ class Relay:
         max_backoff: float = 300.0,
         poll_interval: float = 0.5,
         publish_timeout: float = 30.0,
+        max_in_flight: int = 16,
     ) -> None:
         if not isinstance(publisher, Publisher | AsyncPublisher):
             raise ConfigurationError(f"{publisher!r} has neither publish() nor apublish()")
-        if batch_size < 1 or max_attempts < 1 or lease <= 0 or backoff < 0 or poll_interval <= 0:
+        if min(batch_size, max_attempts, max_in_flight) < 1 or lease <= 0 or backoff < 0 or poll_interval <= 0:
             raise ConfigurationError(
-                "Relay: batch_size and max_attempts must be at least 1; lease and poll_interval above 0; backoff >= 0"
+                "Relay: batch_size, max_attempts and max_in_flight must be at least 1; "
+                "lease and poll_interval above 0; backoff >= 0"
             )
         self.publisher = publisher
         self.outbox = outbox if outbox is not None else Outbox(connection)
@@ -205,6 +209,7 @@ class Relay:
         self.lease = lease
         self.poll_interval = poll_interval
         self.publish_timeout = publish_timeout
+        self.max_in_flight = max_in_flight
         self._policy = (max_attempts, backoff, max_backoff)
         self._loop: LoopThread | None = None
         self._counts = {"published": 0, "failed": 0, "dead": 0}
@@ -225,19 +230,46 @@ class Relay:
             self._counts["failed"] += len(batch.failed)
             self._counts["dead"] += dead
 
-    def _publish_sync(self, message: Message) -> None:
-        if isinstance(self.publisher, Publisher):
-            self.publisher.publish(message)
-            return
-        if self._loop is None:
-            self._loop = LoopThread("activerecord-outbox-relay")
-        self._loop.call(self.publisher.apublish(message), self.publish_timeout)
+    def _publish_in_order(self, rows: Sequence[Row[Any]], batch: _Batch) -> None:
+        """A sync publisher: one message after the other."""
+        assert isinstance(self.publisher, Publisher)
+        for row in rows:
+            if batch.blocked(row):
+                continue
+            try:
+                self.publisher.publish(_message(row))
+            except Exception as exc:  # any publisher failure is retried later
+                batch.fail(row, exc)
+            else:
+                batch.sent.append(row.id)
 
-    async def _publish_async(self, message: Message) -> None:
-        if isinstance(self.publisher, AsyncPublisher):
-            await asyncio.wait_for(self.publisher.apublish(message), self.publish_timeout)
-        else:
-            await asyncio.to_thread(self.publisher.publish, message)
+    async def _publish_concurrently(self, rows: Sequence[Row[Any]], batch: _Batch) -> None:
+        """Up to ``max_in_flight`` publishes wait for their acks at once; one key's messages
+        still go one after the other, each after the previous one's ack."""
+        slots = asyncio.Semaphore(self.max_in_flight)
+        groups: dict[object, list[Row[Any]]] = {}
+        for row in rows:
+            groups.setdefault(row.key if row.key is not None else (row.id,), []).append(row)
+
+        async def publish(message: Message) -> None:
+            if isinstance(self.publisher, AsyncPublisher):
+                await asyncio.wait_for(self.publisher.apublish(message), self.publish_timeout)
+            else:
+                await asyncio.to_thread(self.publisher.publish, message)
+
+        async def send(group: list[Row[Any]]) -> None:
+            for row in group:
+                if batch.blocked(row):
+                    continue
+                async with slots:
+                    try:
+                        await publish(_message(row))
+                    except Exception as exc:  # any publisher failure is retried later
+                        batch.fail(row, exc)
+                    else:
+                        batch.sent.append(row.id)
+
+        await asyncio.gather(*(send(group) for group in groups.values()))
 
     def _round(self) -> tuple[int, int]:
         token, now, until = self._begin()
@@ -246,15 +278,12 @@ class Relay:
         if not rows:
             return 0, 0
         batch = _Batch()
-        for row in rows:
-            if batch.blocked(row):
-                continue
-            try:
-                self._publish_sync(_message(row))
-            except Exception as exc:  # any publisher failure is retried later
-                batch.fail(row, exc)
-            else:
-                batch.sent.append(row.id)
+        if isinstance(self.publisher, Publisher):
+            self._publish_in_order(rows, batch)
+        else:
+            if self._loop is None:
+                self._loop = LoopThread("activerecord-outbox-relay")
+            self._loop.call(self._publish_concurrently(rows, batch))
         dead = _execute.run(
             name, True, _settle, table, token, batch.sent, batch.failed, batch.skipped, _utcnow(), self._policy
         )
@@ -268,15 +297,7 @@ class Relay:
         if not rows:
             return 0, 0
         batch = _Batch()
-        for row in rows:
-            if batch.blocked(row):
-                continue
-            try:
-                await self._publish_async(_message(row))
-            except Exception as exc:  # any publisher failure is retried later
-                batch.fail(row, exc)
-            else:
-                batch.sent.append(row.id)
+        await self._publish_concurrently(rows, batch)
         dead = await _execute.arun(
             name, True, _settle, table, token, batch.sent, batch.failed, batch.skipped, _utcnow(), self._policy
         )

@@ -38,7 +38,7 @@ class Broker:
 
 @asynccontextmanager
 async def _rabbitmq(tag: str) -> AsyncIterator[Broker]:
-    connection = await aio_pika.connect_robust(RABBITMQ_URL)
+    connection = await aio_pika.connect(RABBITMQ_URL)
     channel = await connection.channel()
     queue = await channel.declare_queue(f"outbox-test-{tag}", durable=False)
 

@@ -66,6 +66,8 @@ class RabbitMQPublisher:
         """Close the connection."""
         if self._connection is not None:
             await self._connection.close()
+            # aiormq finishes closing in tasks of its own; let them run before the loop may end.
+            await asyncio.sleep(0.01)
         self._connection = self._exchange = None
 
 
