@@ -1,9 +1,11 @@
-"""The consumer adapters: each broker's messages go through the inbox, are acked only after the
-transaction committed, and a redelivered message changes the database once."""
+"""The consumer adapters, sync (`run`) and async (`arun`): each broker's messages go through the
+inbox, are acked only after the transaction committed, and a redelivery changes the database once."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import pytest
 
@@ -16,35 +18,49 @@ from .test_inbox import InboxAccount
 INBOX = Inbox("default", consumer="billing", table="test_inbox")
 OUTBOX = Outbox("default", table="test_outbox")
 
-# The adapters are asyncio code (the broker clients are); the database side runs everywhere in test_inbox.py.
-pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.modes("async")]
+pytestmark = pytest.mark.backends("sqlite")  # the database side runs on every backend in test_inbox.py
+
+
+async def _consume(db: IO, consumer: Any, handler: Any, **options: Any) -> int:
+    """``consumer.arun`` here, or ``consumer.run`` in a thread of its own (it runs its own event loop)."""
+    if db.is_async:
+        return int(await consumer.arun(INBOX, handler, **options))
+    return int(await asyncio.to_thread(consumer.run, INBOX, handler, **options))
 
 
 @pytest.mark.parametrize("name", BROKERS)
 async def test_consumer_acks_after_commit_and_drops_the_redelivery(db: IO, name: str) -> None:
-    await InboxAccount.acreate(name="ann")
+    await db(InboxAccount).create(name="ann")
     calls: list[str] = []
 
-    async def credit(message: Message) -> None:
+    def credit(message: Message) -> None:
+        calls.append(message.id)
+        account = InboxAccount.find().where(InboxAccount.name == message.key).one()
+        account.update(balance=account.balance + message.payload["amount"])
+        if len(calls) == 1:
+            raise RuntimeError("the first try fails after its write: nothing commits, nothing is acked")
+
+    async def acredit(message: Message) -> None:
         calls.append(message.id)
         account = await InboxAccount.find().where(InboxAccount.name == message.key).aone()
         await account.aupdate(balance=account.balance + message.payload["amount"])
         if len(calls) == 1:
             raise RuntimeError("the first try fails after its write: nothing commits, nothing is acked")
 
+    handler = acredit if db.is_async else credit
     async with broker(name) as b:
-        message = await OUTBOX.apublish(b.topic, {"amount": 10}, key="ann")
+        message = await db(OUTBOX).publish(b.topic, {"amount": 10}, key="ann")
         await b.publisher.apublish(message)
         await b.publisher.apublish(message)  # a relay's redelivery after a crash
         await b.publisher.aclose()
         # JetStream drops the second copy by its Nats-Msg-Id; the others deliver it twice.
         acked = 1 if name == "nats" else 2
-        assert await asyncio.wait_for(b.consumer.arun(INBOX, credit, limit=acked), 20) == acked
+        assert await asyncio.wait_for(_consume(db, b.consumer, handler, limit=acked), 20) == acked
         assert calls == [message.id, message.id]  # the failure, then the redelivery; the copy did nothing
-        assert (await InboxAccount.find().aone()).balance == 10
-        assert await INBOX.aseen(message.id)
+        assert (await db(InboxAccount.find()).one()).balance == 10
+        assert await db(INBOX).seen(message.id)
         # Nothing is left for a consumer started again: every delivery was acked.
-        stop = asyncio.Event()
+        stop: asyncio.Event | threading.Event = asyncio.Event() if db.is_async else threading.Event()
         asyncio.get_running_loop().call_later(0.5, stop.set)
-        assert await b.consumer.arun(INBOX, credit, stop=stop) == 0
+        assert await _consume(db, b.consumer, handler, stop=stop) == 0
         assert len(calls) == 2

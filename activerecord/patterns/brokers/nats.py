@@ -7,7 +7,6 @@ window (2 minutes by default) and a relay's redelivery after a crash usually rea
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import nats
@@ -16,7 +15,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
-from ..inbox import Inbox
 from ..messages import KEY_HEADER, Message, PublishError
 from . import _consume, safe_url
 
@@ -68,7 +66,7 @@ def decode(msg: Msg) -> Message:
     return Message(id=message_id, topic=msg.subject, payload=json.loads(msg.data), key=key, headers=headers)
 
 
-class NatsConsumer:
+class NatsConsumer(_consume.Consumer):
     """Consumes ``subject`` through the durable pull consumer ``durable`` into an `Inbox`; acks each
     message after its transaction committed, naks it (redelivery) when the handler failed."""
 
@@ -92,10 +90,7 @@ class NatsConsumer:
     def __repr__(self) -> str:
         return f"NatsConsumer({safe_url(self._url)!r}, subject={self.subject!r}, durable={self.durable!r})"
 
-    async def arun(
-        self, inbox: Inbox, handler: _consume.Handler, *, stop: asyncio.Event | None = None, limit: int | None = None
-    ) -> int:
-        """Consume until ``stop`` is set or ``limit`` messages were acked; return how many were acked."""
+    async def _consume(self, process: _consume.Process, stop: _consume.Stop | None, limit: int | None) -> int:
         handled = 0
         client = await nats.connect(self._url)
         try:
@@ -107,7 +102,7 @@ class NatsConsumer:
                 except TimeoutError:
                     continue
                 for msg in msgs:
-                    if await _consume.process(inbox, handler, decode(msg)):
+                    if await process(decode(msg)):
                         await msg.ack_sync()
                         handled += 1
                     else:

@@ -13,7 +13,6 @@ import json
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
-from ..inbox import Inbox
 from ..messages import KEY_HEADER, Message, PublishError
 from . import _consume, safe_url
 
@@ -84,7 +83,7 @@ def decode(incoming: AbstractIncomingMessage) -> Message:
     )
 
 
-class RabbitMQConsumer:
+class RabbitMQConsumer(_consume.Consumer):
     """Consumes queue ``queue`` (which must exist) into an `Inbox`; acks each message after its
     transaction committed, rejects it back to the queue when the handler failed."""
 
@@ -97,10 +96,7 @@ class RabbitMQConsumer:
     def __repr__(self) -> str:
         return f"RabbitMQConsumer({safe_url(self._url)!r}, queue={self.queue!r})"
 
-    async def arun(
-        self, inbox: Inbox, handler: _consume.Handler, *, stop: asyncio.Event | None = None, limit: int | None = None
-    ) -> int:
-        """Consume until ``stop`` is set or ``limit`` messages were acked; return how many were acked."""
+    async def _consume(self, process: _consume.Process, stop: _consume.Stop | None, limit: int | None) -> int:
         handled = 0
         connection = await aio_pika.connect_robust(self._url)
         try:
@@ -112,7 +108,7 @@ class RabbitMQConsumer:
                 if incoming is None:
                     await _consume.wait(stop, self.poll_interval)
                     continue
-                if await _consume.process(inbox, handler, decode(incoming)):
+                if await process(decode(incoming)):
                     await incoming.ack()
                     handled += 1
                 else:

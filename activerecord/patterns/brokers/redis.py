@@ -7,14 +7,12 @@ relay's redelivery appears twice in the stream, and consumers drop it with an `I
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from ..inbox import Inbox
 from ..messages import Message
 from . import _consume, safe_url
 
@@ -64,7 +62,7 @@ def decode(stream: str, fields: dict[bytes, bytes]) -> Message:
     )
 
 
-class RedisStreamConsumer:
+class RedisStreamConsumer(_consume.Consumer):
     """Consumes ``stream`` as ``consumer`` of consumer group ``group`` (created when missing) into
     an `Inbox`; XACKs each entry after its transaction committed. A failed entry stays pending
     and is read again (this consumer's pending entries come first on each round)."""
@@ -89,10 +87,7 @@ class RedisStreamConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def arun(
-        self, inbox: Inbox, handler: _consume.Handler, *, stop: asyncio.Event | None = None, limit: int | None = None
-    ) -> int:
-        """Consume until ``stop`` is set or ``limit`` entries were acked; return how many were acked."""
+    async def _consume(self, process: _consume.Process, stop: _consume.Stop | None, limit: int | None) -> int:
         handled = 0
         client = aioredis.from_url(self._url)
         try:
@@ -111,7 +106,7 @@ class RedisStreamConsumer:
                     continue
                 failed = False
                 for entry_id, fields in entries:
-                    if await _consume.process(inbox, handler, decode(self.stream, fields)):
+                    if await process(decode(self.stream, fields)):
                         await client.xack(self.stream, self.group, entry_id)
                         handled += 1
                     else:
