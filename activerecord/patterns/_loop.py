@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -36,10 +37,12 @@ class LoopThread:
             return
         # A client's background tasks (readers, pingers) outlive its close() by a loop turn or
         # two; they end here, so none is left on a closed loop.
-        self.call(_cancel_remaining(), timeout=10)
+        with contextlib.suppress(TimeoutError):
+            self.call(_cancel_remaining(), timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 async def _cancel_remaining() -> None:
