@@ -1,4 +1,5 @@
-"""The ``activerecord`` command line: ``activerecord db ...`` migrates a service's schema; ``activerecord demo``.
+"""The ``activerecord`` command line: ``activerecord db ...`` migrates a service's schema;
+``activerecord outbox relay`` moves a service's outbox to a broker; ``activerecord demo``.
 
 Every ``db`` command takes ``--connection`` (the service) and finds models and connection settings
 through `activerecord.migrations._settings` (flags, then ``[tool.activerecord]`` in pyproject.toml,
@@ -7,9 +8,11 @@ then ``ACTIVERECORD_URL``).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +23,8 @@ import click
 from . import migrations
 from .errors import ActiveRecordError, MigrationError, SchemaDriftError
 from .migrations import _settings
+from .patterns import Outbox, Relay
+from .patterns.brokers import publisher_for_url, safe_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -174,6 +179,80 @@ def check(settings: _settings.ProjectSettings, scratch: bool) -> None:
     _settings.load(settings, need_connection=not scratch)
     migrations.check(settings.connection, directory=settings.directory, scratch=scratch)
     click.echo(f"{settings.connection}: the models and the migrations match")
+
+
+@main.group()
+def outbox() -> None:
+    """The transactional outbox (docs/patterns.md)."""
+
+
+async def _relay(relay: Relay, once: bool) -> int:
+    async with relay:
+        if once:
+            return await relay.arun_once()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await relay.arun_forever(stop)
+        return (await relay.astats()).published
+
+
+@outbox.command()
+@click.option(
+    "--connection", "-c", default=None, help="Connection (service) whose outbox to relay [default: 'default']."
+)
+@click.option("--config", default=None, metavar="MODULE[:ATTR]", help="Module configuring ConnectionManager.")
+@click.option(
+    "--pyproject",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="pyproject.toml to read [tool.activerecord] from [default: the nearest one].",
+)
+@click.option(
+    "--broker",
+    required=True,
+    envvar="ACTIVERECORD_BROKER_URL",
+    help="amqp://, nats:// or redis:// URL [env: ACTIVERECORD_BROKER_URL].",
+)
+@click.option("--table", default="activerecord_outbox", show_default=True, help="Outbox table.")
+@click.option("--batch-size", default=100, show_default=True, help="Messages leased per round.")
+@click.option(
+    "--lease", default=30.0, show_default=True, help="Seconds a round may take before others retake its rows."
+)
+@click.option("--max-attempts", default=10, show_default=True, help="Failed tries before a message is dead-lettered.")
+@click.option("--poll-interval", default=0.5, show_default=True, help="Seconds between rounds when idle.")
+@click.option("--once", is_flag=True, help="Relay one batch and exit.")
+def relay(
+    connection: str | None,
+    config: str | None,
+    pyproject: Path | None,
+    broker: str,
+    table: str,
+    batch_size: int,
+    lease: float,
+    max_attempts: int,
+    poll_interval: float,
+    once: bool,
+) -> None:
+    """Publish the committed messages of a service's outbox to BROKER until interrupted (at-least-once)."""
+    try:
+        project = pyproject if pyproject is not None else _settings.find_pyproject(Path.cwd())
+        settings = _settings.resolve(connection=connection, config=config, models=(), directory=None, pyproject=project)
+        _settings.load(settings)
+        relay = Relay(
+            publisher_for_url(broker),
+            outbox=Outbox(settings.connection, table=table),
+            batch_size=batch_size,
+            lease=lease,
+            max_attempts=max_attempts,
+            poll_interval=poll_interval,
+        )
+        click.echo(f"{settings.connection}: relaying {table} to {safe_url(broker)}", err=True)
+        published = asyncio.run(_relay(relay, once))
+    except ActiveRecordError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{settings.connection}: published {published} message(s)")
 
 
 @main.command()

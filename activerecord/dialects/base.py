@@ -58,6 +58,12 @@ class Backend(Protocol):
     rows_per_statement: ClassVar[int | None] = None
     #: Writes have a position (such as a WAL LSN) that a replica's replay can be compared with.
     has_write_positions: ClassVar[bool] = False
+    #: SELECT ... FOR UPDATE locks rows (SQLite has no row locks: one writer holds the file).
+    locks_rows: ClassVar[bool] = True
+
+    def skips_locked_rows(self, dialect: Dialect) -> bool:
+        """``FOR UPDATE SKIP LOCKED`` works on the server behind ``dialect``."""
+        return False
 
     def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         """The SQLAlchemy class a driver error should surface as (None: the driver's own mapping

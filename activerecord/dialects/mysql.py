@@ -142,6 +142,12 @@ class MySQL(Backend):
     # INSERT ... RETURNING.
     rows_per_statement: ClassVar[int | None] = 1000
 
+    def skips_locked_rows(self, dialect: Dialect) -> bool:
+        version = tuple(dialect.server_version_info or ())
+        if getattr(dialect, "is_mariadb", False):
+            return version[:2] >= (10, 6)
+        return version[:3] >= (8, 0, 1)
+
     def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         return classify_mysql(error, is_disconnect)
 

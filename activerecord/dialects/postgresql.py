@@ -47,6 +47,9 @@ class PostgreSQL(Backend):
     nulls_sort_large: ClassVar[bool] = True
     has_write_positions: ClassVar[bool] = True
 
+    def skips_locked_rows(self, dialect: Dialect) -> bool:
+        return True  # since 9.5
+
     def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         return classify_postgresql(error, is_disconnect)
 

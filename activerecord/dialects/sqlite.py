@@ -91,6 +91,7 @@ class SQLite(Backend):
     sync_driver: ClassVar[str] = "pysqlite"
     async_driver: ClassVar[str] = "aiosqlite"
     async_drivers: ClassVar[frozenset[str]] = frozenset({"aiosqlite"})
+    locks_rows: ClassVar[bool] = False
 
     def classify_error(self, error: BaseException, is_disconnect: bool) -> Classified:
         return classify_sqlite(error, is_disconnect)
