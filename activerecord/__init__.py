@@ -10,6 +10,7 @@
 from . import errors
 from .connections.manager import ConnectionManager, ConnectionRegistry
 from .connections.transaction import Transaction
+from .engine.greenlets import allow_sync_in_event_loop
 from .engine.operations import RawResult
 from .errors import (
     ActiveRecordError,
@@ -25,6 +26,7 @@ from .errors import (
     ShardQueryError,
     ShardWriteError,
     StaleObjectError,
+    SyncInAsyncError,
     TransactionError,
     ValidationError,
 )
@@ -103,6 +105,7 @@ __all__ = [
     "SoftDeleteField",
     "StaleObjectError",
     "StringField",
+    "SyncInAsyncError",
     "TextField",
     "TimestampField",
     "Transaction",
@@ -110,6 +113,7 @@ __all__ = [
     "UUIDField",
     "ValidationError",
     "VersionField",
+    "allow_sync_in_event_loop",
     "belongs_to",
     "errors",
     "generate_id",

@@ -324,6 +324,7 @@ def upgrade(
     `MigrationError` is raised with ``results`` holding every target's status (the failed one's
     changes rolled back where the database has transactional DDL, later ones ``skipped``).
     """
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     _check_revision(config, revision)
     return _run_sync(
@@ -370,6 +371,7 @@ def downgrade(
     on_wait: Callable[[str], None] | None = None,
 ) -> list[NodeStatus]:
     """Downgrade every target database of ``connection`` to ``revision`` (``"base"`` for empty)."""
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     _check_revision(config, revision)
     return _run_sync(
@@ -419,6 +421,7 @@ def current(
     targets: Sequence[tuple[str, Engine]] | None = None,
 ) -> list[NodeStatus]:
     """The revision(s) each target database of ``connection`` is at (``after``; empty at base)."""
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     return _run_sync(connection, config, _sync_targets(connection, targets), _current_op, "current", "current")
 
@@ -491,6 +494,7 @@ def check(
     migrations are first applied to a throwaway SQLite database instead, so no server is needed
     (what CI runs).
     """
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     _needs_models(connection)
     if scratch:
