@@ -16,7 +16,7 @@ from activerecord.engine.engines import in_use, is_disposed
 from activerecord.errors import ConfigurationError
 
 from .backends import BackendDatabases
-from .dual import IO
+from .dual import IO, off_loop
 from .models import Order
 
 
@@ -36,7 +36,7 @@ class Databases:
     def user_ids_in(self, cfg: dict[str, Any]) -> list[int]:
         ConnectionManager.configure({"_peek": cfg})
         try:
-            return sorted(o.user_id for o in Order.find().using("_peek").all())
+            return sorted(o.user_id for o in off_loop(Order.find().using("_peek").all))
         finally:
             ConnectionManager.remove("_peek")
 
