@@ -235,10 +235,18 @@ def _describe(frame: Any) -> str:
     name = called.f_code.co_name
     target = called.f_locals.get("self", called.f_locals.get("cls"))
     if target is None:
-        return f"{name}() would block the running event loop; use `await a{name}()`"
-    if isinstance(target, type):
-        owner = shown = target.__name__
+        owner = shown = ""
+        has_twin = "a" + name in called.f_globals
+    elif isinstance(target, type):
+        owner = shown = target.__name__ + "."
+        has_twin = hasattr(target, "a" + name)
     else:
-        owner = type(target).__name__
+        owner = type(target).__name__ + "."
         shown = owner[:1].lower() + owner[1:]
-    return f"{owner}.{name}() would block the running event loop; use `await {shown}.a{name}()`"
+        has_twin = hasattr(target, "a" + name)
+    if not has_twin:
+        return (
+            f"{owner}{name}() would block the running event loop and has no async twin: "
+            "run it in a worker thread (`await asyncio.to_thread(...)`)"
+        )
+    return f"{owner}{name}() would block the running event loop; use `await {shown}a{name}()`"
