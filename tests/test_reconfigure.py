@@ -93,10 +93,7 @@ async def test_a_bad_entry_changes_nothing(db: IO, dbs: Databases) -> None:
 
 async def test_remove(db: IO, dbs: Databases) -> None:
     await db(Order).create(user_id=1)
-    if db.is_async:
-        await ConnectionManager.aremove("orders")
-    else:
-        ConnectionManager.remove("orders")
+    await db(ConnectionManager).remove("orders")
     assert "orders" not in ConnectionManager.names()
     with pytest.raises(ConfigurationError, match="no connection named 'orders'"):
         await db(Order.find()).all()

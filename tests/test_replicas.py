@@ -262,10 +262,7 @@ async def test_automatic_routing_sends_locking_reads_to_the_primary(db: IO, rep:
     stmt = Order.find().where(Order.user_id == MARKER_USER).statement
     loader = Order._ar_loader(None)
     for statement, expected in ((stmt, {"r1", "r2"}), (stmt.with_for_update(), {"primary"})):
-        if db.is_async:
-            rows = await _execute.arun("orders", False, _operations.fetch_all, statement, loader)
-        else:
-            rows = await db.blocking(_execute.run, "orders", False, _operations.fetch_all, statement, loader)
+        rows = await db(_execute).run("orders", False, _operations.fetch_all, statement, loader)
         assert {r.status for r in rows} <= expected
 
 

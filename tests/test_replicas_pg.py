@@ -68,9 +68,7 @@ def _port(conn: sa.Connection) -> int:
 async def read_port(io: IO) -> int:
     """Which server a replica read is served by (its port)."""
     target = Target("orders", READING)
-    if io.is_async:
-        return await _execute.arun(target, False, _port)
-    return await io.blocking(_execute.run, target, False, _port)
+    return int(await io(_execute).run(target, False, _port))
 
 
 async def test_seed_sample_on_streaming_replicas(io: IO, cluster_db: PgCluster) -> None:
