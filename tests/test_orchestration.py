@@ -15,6 +15,7 @@ import activerecord
 from activerecord import (
     ActiveRecord,
     AllShardsQuery,
+    Collection,
     ConnectionManager,
     IntegerField,
     PrimaryKeyField,
@@ -22,6 +23,7 @@ from activerecord import (
     Transaction,
     migrations,
 )
+from activerecord.connections import execute as _execute
 from activerecord.connections import transaction as _transaction
 from activerecord.connections.manager import ConnectionManager as ConnectionManagerClass
 from activerecord.engine import greenlets
@@ -55,7 +57,18 @@ def _shape(fn: Any) -> list[tuple[str, Any, Any]]:
 
 @pytest.mark.parametrize(
     "owner",
-    [ActiveRecord, Order, Query, AllShardsQuery, ConnectionManagerClass, Transaction, migrations, _transaction],
+    [
+        ActiveRecord,
+        Order,
+        Query,
+        AllShardsQuery,
+        Collection,
+        ConnectionManagerClass,
+        Transaction,
+        migrations,
+        _transaction,
+        _execute,
+    ],
     ids=lambda o: getattr(o, "__name__", repr(o)),
 )
 def test_every_async_twin_has_the_signature_of_its_sync_form(owner: Any) -> None:
