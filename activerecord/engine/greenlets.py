@@ -217,7 +217,7 @@ def bridged(what: Callable[[], str] | None = None) -> bool:
     raise SyncInAsyncError(what() if what is not None else _describe(sys._getframe(1)))
 
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _describe(frame: Any) -> str:
