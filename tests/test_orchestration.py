@@ -32,6 +32,7 @@ from activerecord.errors import SyncInAsyncError
 from .backends import BackendDatabases
 from .dual import IO
 from .models import Order
+from .test_hooks import AsyncHooked
 
 # -- every aX has the signature of its X ----------------------------------------------------------
 
@@ -229,3 +230,25 @@ async def test_a_failed_rollback_leaves_the_thread_or_task_clean(deferred: IO, b
     assert await io(Deferred.find()).count() == 0
     await io(Deferred).create(k=None)
     assert await io(Deferred.find()).count() == 1
+
+
+@pytest.mark.modes("async")
+async def test_one_greenlet_hop_per_operation(db: IO, monkeypatch: pytest.MonkeyPatch) -> None:
+    hops: list[Any] = []
+    inner = greenlets._run
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await inner(fn, *args, **kwargs)
+
+    monkeypatch.setattr(greenlets, "_run", counted)
+    order = await Order.acreate(user_id=1)
+    await Order.find_by_id(order.id).aone()
+    await order.aupdate(status="paid")
+    await order.adelete()
+    assert len(hops) == 4  # however many statements each one ran
+    # A save with hooks: its transaction, hooks and write in one hop; the async hook's own
+    # acreate() is a second operation.
+    hops.clear()
+    await AsyncHooked.acreate(name="x")
+    assert len(hops) == 2
