@@ -199,7 +199,8 @@ async def _break_the_commit(io: IO, backend: str, tx: Transaction) -> None:
 async def test_a_failed_commit_leaves_the_thread_or_task_clean(deferred: IO, backend: str) -> None:
     io = deferred
     for _ in range(2):  # and again: nothing was left behind by the first failure
-        with pytest.raises(DBAPIError):
+        # (A COMMIT on a killed link may also be reported as an unknown outcome, an ActiveRecordError.)
+        with pytest.raises((DBAPIError, activerecord.ActiveRecordError)):
             async with io.transaction(Deferred) as tx:
                 await _break_the_commit(io, backend, tx)
         assert _transaction.current("deferred") is None
@@ -216,7 +217,7 @@ async def test_a_failed_rollback_leaves_the_thread_or_task_clean(deferred: IO, b
     class Boom(Exception):
         pass
 
-    with pytest.raises((Boom, DBAPIError)):
+    with pytest.raises((Boom, DBAPIError, activerecord.ActiveRecordError)):
         async with io.transaction(Deferred):
             await io(Deferred).create(k=None)
             if backend == "mysql":
