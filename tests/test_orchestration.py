@@ -4,6 +4,7 @@ transactions whose COMMIT fails."""
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -116,9 +117,13 @@ async def test_notebooks_opt_out(db: IO, monkeypatch: pytest.MonkeyPatch) -> Non
 async def test_sync_callers_off_the_loop_are_not_refused(db: IO) -> None:
     # The sync mode of this suite calls from a worker thread, as a sync service does.
     order = await db(Order).create(user_id=1)
-    async with db.transaction(Order):
+    async with db.transaction(Order) as tx:
         await db(order).update(status="paid")
         assert await db(Order.find().where(status="paid")).count() == 1
+        if not db.is_async:  # begun, used and ended on one thread, which is not the loop's
+            assert _transaction.current("orders") is tx
+            assert await db.blocking(threading.get_ident) != threading.get_ident()
+    assert _transaction.current("orders") is None
     assert (await db(Order.find()).one()).status == "paid"
 
 
