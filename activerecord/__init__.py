@@ -11,6 +11,7 @@ from . import errors
 from .connections.manager import ConnectionManager
 from .connections.retry import RetryAttempt, RetryPolicy
 from .connections.transaction import Transaction
+from .engine.greenlets import allow_sync_in_event_loop
 from .engine.operations import RawResult
 from .errors import (
     ActiveRecordError,
@@ -26,6 +27,7 @@ from .errors import (
     ShardQueryError,
     ShardWriteError,
     StaleObjectError,
+    SyncInAsyncError,
     TransactionError,
     ValidationError,
 )
@@ -106,6 +108,7 @@ __all__ = [
     "SoftDeleteField",
     "StaleObjectError",
     "StringField",
+    "SyncInAsyncError",
     "TextField",
     "TimestampField",
     "Transaction",
@@ -113,6 +116,7 @@ __all__ = [
     "UUIDField",
     "ValidationError",
     "VersionField",
+    "allow_sync_in_event_loop",
     "belongs_to",
     "configure_ids",
     "errors",

@@ -83,6 +83,15 @@ class TransactionError(ActiveRecordError):
     """A transaction was used wrongly (sync call inside an async transaction, and the like)."""
 
 
+class SyncInAsyncError(ActiveRecordError):
+    """A sync I/O method was called on a thread whose event loop is running; raised before any I/O.
+
+    The message names the async twin to await instead (``Order.save()`` -> ``await order.asave()``).
+    Notebooks and REPLs opt out with `activerecord.allow_sync_in_event_loop()` or the environment
+    variable ``ACTIVERECORD_ALLOW_SYNC_IN_LOOP=1``.
+    """
+
+
 class MissingPrimaryKeyError(ActiveRecordError):
     """An operation needs the primary key of a record that has none (not saved yet)."""
 
@@ -211,6 +220,7 @@ __all__ = [
     "ShardQueryError",
     "ShardWriteError",
     "StaleObjectError",
+    "SyncInAsyncError",
     "TransactionError",
     "UnknownFieldError",
     "ValidationError",

@@ -98,7 +98,11 @@ async def db(
             with ConnectionManager.engine(name).begin() as conn:
                 metadata_for(name).create_all(conn, tables=missing)
             created.update((backend, name, t.name) for t in missing)
-    yield IO(mode)
+    io = IO(mode)
+    try:
+        yield io
+    finally:
+        io.close()
     for name in CONNECTIONS:
         tables = [t for t in _tables(name) if (backend, name, t.name) in created]
         with ConnectionManager.engine(name).begin() as conn:

@@ -157,10 +157,7 @@ async def test_rows_logged_by_sql_echo_load_as_records(
         plain = await db(Everything.find().order_by(Everything.id)).all()
         assert [_fields(e) for e in echoed] == [_fields(e) for e in plain] == dicts
     finally:
-        if db.is_async:
-            await ConnectionManager.aremove("echoing")
-        else:
-            ConnectionManager.remove("echoing")
+        await db(ConnectionManager).remove("echoing")
 
 
 def test_fields_are_columns_on_the_model_and_values_on_records() -> None:
@@ -225,10 +222,7 @@ async def test_mysql_own_driver_conv_still_gives_aware_fields(db: IO, backend_db
         assert got.moment == moment and got.moment.tzinfo is dt.UTC
         assert (await db(Everything.find_by_id(e.id)).one()).moment == moment  # same row, default driver setup
     finally:
-        if db.is_async:
-            await ConnectionManager.aremove("own_conv")
-        else:
-            ConnectionManager.remove("own_conv")
+        await db(ConnectionManager).remove("own_conv")
 
 
 @pytest.mark.backends("sqlite")  # SQLite stores datetimes as text

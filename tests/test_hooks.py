@@ -238,8 +238,8 @@ async def test_async_hooks_are_awaited_in_async_mode_and_refused_in_sync_mode(db
         assert EVENTS[-1] == "async after_commit:y"
     else:
         with pytest.raises(ConfigurationError, match=r"async hooks .*asave\(\)"):
-            AsyncHooked.create(name="x")
-        assert AsyncHooked.find().count() == 0 and EVENTS == []
+            await db(AsyncHooked).create(name="x")
+        assert await db(AsyncHooked.find()).count() == 0 and EVENTS == []
 
 
 def test_models_without_features_keep_the_plain_paths() -> None:

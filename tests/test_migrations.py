@@ -44,7 +44,7 @@ from activerecord.migrations import _lock, _runner
 from activerecord.model import registry as _registry
 
 from .backends import BackendDatabases
-from .dual import IO
+from .dual import IO, off_loop
 
 SERVERS = pytest.mark.backends("postgresql", "mysql")
 
@@ -210,7 +210,7 @@ def diff_kinds(diffs: list[Any]) -> set[tuple[str, str]]:
 async def test_upgrade_check_and_downgrade_after_a_model_change(service: Service, io: IO) -> None:
     svc = service
     declare_v1(svc.name)
-    first = migrations.revision(svc.name, "create products", autogenerate=True, directory=svc.directory)
+    first = off_loop(migrations.revision, svc.name, "create products", autogenerate=True, directory=svc.directory)
     assert "op.create_table('products'" in first.read_text()
 
     results = await io(migrations).upgrade(svc.name, directory=svc.directory)
@@ -225,7 +225,7 @@ async def test_upgrade_check_and_downgrade_after_a_model_change(service: Service
         await io(migrations).check(svc.name, directory=svc.directory)
     assert ("add_column", "products.color") in diff_kinds(drift.value.diffs)
 
-    second = migrations.revision(svc.name, "v2", autogenerate=True, directory=svc.directory)
+    second = off_loop(migrations.revision, svc.name, "v2", autogenerate=True, directory=svc.directory)
     [status] = await io(migrations).upgrade(svc.name, directory=svc.directory)
     assert status.status == "upgraded" and status.after == (second.name.split("_", 1)[0],)
     await io(migrations).check(svc.name, directory=svc.directory)
@@ -257,7 +257,7 @@ async def test_upgrade_check_and_downgrade_after_a_model_change(service: Service
 def test_autogenerate_sees_every_field_option(service: Service) -> None:
     svc = service
     declare_v1(svc.name)
-    migrations.revision(svc.name, "v1", autogenerate=True, directory=svc.directory)
+    off_loop(migrations.revision, svc.name, "v1", autogenerate=True, directory=svc.directory)
     migrations.upgrade(svc.name, directory=svc.directory)
     migrations.check(svc.name, directory=svc.directory)  # JSON, UUID, timestamps: no false differences
 
@@ -295,7 +295,7 @@ def test_renames_are_never_guessed(service: Service) -> None:
         id: int = PrimaryKeyField()
         title: str = StringField(max_length=40)
 
-    migrations.revision(svc.name, "things", autogenerate=True, directory=svc.directory)
+    off_loop(migrations.revision, svc.name, "things", autogenerate=True, directory=svc.directory)
     migrations.upgrade(svc.name, directory=svc.directory)
     forget_models(svc.name)
 
@@ -305,7 +305,7 @@ def test_renames_are_never_guessed(service: Service) -> None:
         id: int = PrimaryKeyField()
         name: str = StringField(max_length=40)
 
-    script = migrations.revision(svc.name, "rename", autogenerate=True, directory=svc.directory).read_text()
+    script = off_loop(migrations.revision, svc.name, "rename", autogenerate=True, directory=svc.directory).read_text()
     assert "add_column(sa.Column('name'" in script
     assert "drop_column('title')" in script
     assert "new_column_name" not in script
@@ -314,7 +314,7 @@ def test_renames_are_never_guessed(service: Service) -> None:
 async def test_async_start_up_upgrade_on_a_fresh_database(service: Service) -> None:
     """What a service's async start-up code does: ``await aupgrade()``, then ``await acurrent()``."""
     declare_v1(service.name)
-    script = migrations.revision(service.name, "v1", autogenerate=True, directory=service.directory)
+    script = off_loop(migrations.revision, service.name, "v1", autogenerate=True, directory=service.directory)
     [status] = await migrations.aupgrade(service.name, directory=service.directory)
     assert status.status == "upgraded"
     [again] = await migrations.aupgrade(service.name, directory=service.directory)
@@ -348,7 +348,7 @@ async def test_two_services_share_one_database(
             },
         )
         migrations.init(svc.name, svc.directory)
-        migrations.revision(svc.name, f"create {table}", autogenerate=True, directory=svc.directory)
+        off_loop(migrations.revision, svc.name, f"create {table}", autogenerate=True, directory=svc.directory)
         await io(migrations).upgrade(svc.name, directory=svc.directory)
 
     version_a, version_b = migrations.default_version_table(a.name), migrations.default_version_table(b.name)
@@ -357,7 +357,7 @@ async def test_two_services_share_one_database(
     # Each service sees only its own tables: the other's are neither drift nor dropped.
     await io(migrations).check(a.name, directory=a.directory)
     await io(migrations).check(b.name, directory=b.directory)
-    empty = migrations.revision(a.name, "nothing", autogenerate=True, directory=a.directory).read_text()
+    empty = off_loop(migrations.revision, a.name, "nothing", autogenerate=True, directory=a.directory).read_text()
     assert "drop_table" not in empty and "beta" not in empty
     empty_path = next(p for p in (a.directory / "versions").glob("*_nothing.py"))
     empty_path.unlink()
@@ -607,7 +607,7 @@ def test_check_needs_models_and_an_up_to_date_database(service: Service) -> None
     with pytest.raises(MigrationError, match="no models are declared on connection"):
         migrations.check(service.name, directory=service.directory)
     declare_v1(service.name)
-    migrations.revision(service.name, "v1", autogenerate=True, directory=service.directory)
+    off_loop(migrations.revision, service.name, "v1", autogenerate=True, directory=service.directory)
     with pytest.raises(MigrationError, match="not at the head revision"):
         migrations.check(service.name, directory=service.directory)
     migrations.check(service.name, directory=service.directory, scratch=True)
@@ -618,7 +618,7 @@ def test_history_lists_newest_first(service: Service) -> None:
     _shard_script(service.directory)
     declare_v1(service.name)
     migrations.upgrade(service.name, directory=service.directory)
-    second = migrations.revision(service.name, "products", autogenerate=True, directory=service.directory)
+    second = off_loop(migrations.revision, service.name, "products", autogenerate=True, directory=service.directory)
     history = migrations.history(service.name, directory=service.directory)
     assert [(h.message, h.is_head) for h in history] == [("products", True), ("items", False)]
     assert history[0].parents == ("0001",) and history[0].path == str(second)

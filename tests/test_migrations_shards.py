@@ -27,7 +27,7 @@ from activerecord.errors import MigrationError, SchemaDriftError
 from activerecord.migrations import _runner
 
 from .backends import BackendDatabases
-from .dual import IO
+from .dual import IO, off_loop
 from .harness.pg_cluster import PgCluster
 from .test_cli import cli, fails, ok, url_for
 from .test_cli import tables as cli_tables
@@ -121,7 +121,7 @@ async def test_a_shard_group_migrates_every_shard_primary_in_order(
     assert [node for _, node in _runner._migration_targets(group.name)] == [ConnectionManager.node(s) for s in shards]
 
     # Autogenerate compares with the first shard; the script then applies to every shard.
-    script = migrations.revision(group.name, "accounts", autogenerate=True, directory=group.directory)
+    script = off_loop(migrations.revision, group.name, "accounts", autogenerate=True, directory=group.directory)
     rev = script.name.split("_", 1)[0]
 
     before = await io(migrations).current(group.name, directory=group.directory)
@@ -155,7 +155,7 @@ async def test_check_names_the_shard_that_is_behind_or_drifted(
     shards = ConnectionManager.shards(group.name)
     declare(group.name)
     migrations.init(group.name, group.directory)
-    migrations.revision(group.name, "accounts", autogenerate=True, directory=group.directory)
+    off_loop(migrations.revision, group.name, "accounts", autogenerate=True, directory=group.directory)
     await io(migrations).upgrade(group.name, directory=group.directory)
 
     # One shard rolled back by hand: check stops there and says which.
@@ -183,7 +183,7 @@ async def test_a_failing_shard_stops_the_run_with_a_status_per_shard(
     shards = ConnectionManager.shards(group.name)
     declare(group.name)
     migrations.init(group.name, group.directory)
-    script = migrations.revision(group.name, "accounts", autogenerate=True, directory=group.directory)
+    script = off_loop(migrations.revision, group.name, "accounts", autogenerate=True, directory=group.directory)
     rev = script.name.split("_", 1)[0]
     with ConnectionManager.engine(shards[1]).begin() as conn:
         conn.execute(sa.text("CREATE TABLE accounts (id INTEGER PRIMARY KEY)"))  # in the way
@@ -214,7 +214,7 @@ async def test_a_replicated_connection_migrates_its_primary_only(
     declare(name)
     migrations.init(name, group.directory)
     assert [label for label, _ in _runner._migration_targets(name)] == [name]
-    script = migrations.revision(name, "accounts", autogenerate=True, directory=group.directory)
+    script = off_loop(migrations.revision, name, "accounts", autogenerate=True, directory=group.directory)
     rev = script.name.split("_", 1)[0]
 
     results = await io(migrations).upgrade(name, directory=group.directory)
@@ -245,7 +245,7 @@ async def test_streaming_replicas_follow_their_migrated_primary(
     directory = tmp_path / "migrations" / name
     declare(name)
     migrations.init(name, directory)
-    migrations.revision(name, "accounts", autogenerate=True, directory=directory)
+    off_loop(migrations.revision, name, "accounts", autogenerate=True, directory=directory)
 
     # A hot standby refuses DDL: had the run touched one, it would have failed.
     results = await io(migrations).upgrade(name, directory=directory)

@@ -16,7 +16,7 @@ from activerecord.engine.engines import in_use, is_disposed
 from activerecord.errors import ConfigurationError
 
 from .backends import BackendDatabases
-from .dual import IO
+from .dual import IO, off_loop
 from .models import Order
 
 
@@ -36,7 +36,7 @@ class Databases:
     def user_ids_in(self, cfg: dict[str, Any]) -> list[int]:
         ConnectionManager.configure({"_peek": cfg})
         try:
-            return sorted(o.user_id for o in Order.find().using("_peek").all())
+            return sorted(o.user_id for o in off_loop(Order.find().using("_peek").all))
         finally:
             ConnectionManager.remove("_peek")
 
@@ -93,10 +93,7 @@ async def test_a_bad_entry_changes_nothing(db: IO, dbs: Databases) -> None:
 
 async def test_remove(db: IO, dbs: Databases) -> None:
     await db(Order).create(user_id=1)
-    if db.is_async:
-        await ConnectionManager.aremove("orders")
-    else:
-        ConnectionManager.remove("orders")
+    await db(ConnectionManager).remove("orders")
     assert "orders" not in ConnectionManager.names()
     with pytest.raises(ConfigurationError, match="no connection named 'orders'"):
         await db(Order.find()).all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import decimal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,9 +153,9 @@ async def test_async_code_never_loads_lazily_and_sync_code_may(db: IO) -> None:
         await purchase.aload("lines", "lines.product", "customer")
     else:
         # Plain sync code (no event loop in its thread) loads on first access.
-        assert await asyncio.to_thread(lambda: purchase.customer) == s["ada"]
-        assert await asyncio.to_thread(lambda: len(purchase.lines)) == 2
-        purchase.load("lines.product")
+        assert await db.blocking(lambda: purchase.customer) == s["ada"]
+        assert await db.blocking(lambda: len(purchase.lines)) == 2
+        await db(purchase).load("lines.product")
     assert purchase.customer == s["ada"]
     assert {line.product.name for line in purchase.lines} == {"pen", "ink"}
 
@@ -167,10 +166,7 @@ async def test_reload_forgets_loaded_relations(db: IO) -> None:
     await db(Line).create(purchase_id=purchase.id, product_id=s["pen"].id)
     assert len(purchase.lines) == 2
     await db(purchase).reload()
-    if db.is_async:
-        await purchase.aload("lines")
-    else:
-        purchase.load("lines")
+    await db(purchase).load("lines")
     assert len(purchase.lines) == 3
 
 
@@ -178,10 +174,7 @@ async def test_preload_for_records_fetched_elsewhere(db: IO) -> None:
     await shop(db)
     purchases = await db(Purchase.find()).all()
     with count_selects(db) as seen:
-        if db.is_async:
-            await Purchase.apreload(purchases, "lines", "customer")
-        else:
-            Purchase.preload(purchases, "lines", "customer")
+        await db(Purchase).preload(purchases, "lines", "customer")
     assert len(seen) == 2
     assert all(len(p.lines) == 2 for p in purchases)
 

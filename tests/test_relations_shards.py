@@ -51,15 +51,15 @@ class Article(ActiveRecord):
 async def sharded(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[None]:
     ConnectionManager.configure({"rel_shards": {"shards": {s: backend_dbs.config(s) for s in SHARDS}}})
     for shard in SHARDS:
-        ActiveRecord.create_all(using=shard, models=[Writer, Article])
+        await db.blocking(ActiveRecord.create_all, using=shard, models=[Writer, Article])
     yield
     for shard in SHARDS:
-        Article.find().using(shard).delete_all()
-        Writer.find().using(shard).delete_all()
+        await db(Article.find().using(shard)).delete_all()
+        await db(Writer.find().using(shard)).delete_all()
 
 
-def on_shard(model: type[ActiveRecord], shard: str) -> int:
-    return model.find().using(shard).count()
+async def on_shard(db: IO, model: type[ActiveRecord], shard: str) -> int:
+    return int(await db(model.find().using(shard)).count())
 
 
 async def test_related_rows_follow_the_parents_shard(db: IO, sharded: None) -> None:
@@ -68,8 +68,8 @@ async def test_related_rows_follow_the_parents_shard(db: IO, sharded: None) -> N
     await db(even.articles).create(title="e1")
     for title in ("o1", "o2"):
         await db(odd.articles).create(title=title)
-    assert [on_shard(Article, s) for s in SHARDS] == [1, 2]
-    assert [on_shard(Writer, s) for s in SHARDS] == [1, 1]
+    assert [await on_shard(db, Article, s) for s in SHARDS] == [1, 2]
+    assert [await on_shard(db, Writer, s) for s in SHARDS] == [1, 1]
 
     loaded = await db(Writer.find_by_id(11).includes("articles")).one()
     assert sorted(a.title for a in loaded.articles) == ["o1", "o2"]
@@ -80,9 +80,6 @@ async def test_related_rows_follow_the_parents_shard(db: IO, sharded: None) -> N
     assert [(w.name, len(w.articles)) for w in everyone] == [("even", 1), ("odd", 2)]
 
     again = await db(Writer.find_by_id(10)).one()
-    if db.is_async:
-        await again.aload("articles")
-    else:
-        again.load("articles")
+    await db(again).load("articles")
     assert [a.title for a in again.articles] == ["e1"]
     assert await db(again.articles.find()).count() == 1

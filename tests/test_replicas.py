@@ -25,7 +25,7 @@ from activerecord.engine import operations as _operations
 from activerecord.errors import ConfigurationError
 
 from .backends import BackendDatabases
-from .dual import IO
+from .dual import IO, off_loop
 from .models import Order
 
 MARKER_USER = 0  # marker rows: user_id 0, status = the node's label
@@ -49,7 +49,7 @@ class Replicated:
             metadata_for("orders").create_all(conn)
             for table in reversed(metadata_for("orders").sorted_tables):
                 conn.execute(table.delete())
-        Order.create(user_id=MARKER_USER, status=label, using="_replica_setup")
+        off_loop(Order.create, user_id=MARKER_USER, status=label, using="_replica_setup")
         ConnectionManager.remove("_replica_setup")
 
     def configure(self, reads: list[dict[str, Any]] | None = None, **options: Any) -> None:
@@ -57,8 +57,8 @@ class Replicated:
         ConnectionManager.configure(
             {"orders": {"write": self.primary, "read": self.reads if reads is None else reads, **options}}
         )
-        if not Order.find().using_primary().where(user_id=MARKER_USER).exists():
-            Order.create(user_id=MARKER_USER, status="primary")
+        if not off_loop(Order.find().using_primary().where(user_id=MARKER_USER).exists):
+            off_loop(Order.create, user_id=MARKER_USER, status="primary")
         ConnectionManager.forget_write_positions()
 
     def missing(self, name: str) -> dict[str, Any]:
@@ -262,10 +262,7 @@ async def test_automatic_routing_sends_locking_reads_to_the_primary(db: IO, rep:
     stmt = Order.find().where(Order.user_id == MARKER_USER).statement
     loader = Order._ar_loader(None)
     for statement, expected in ((stmt, {"r1", "r2"}), (stmt.with_for_update(), {"primary"})):
-        if db.is_async:
-            rows = await _execute.arun("orders", False, _operations.fetch_all, statement, loader)
-        else:
-            rows = _execute.run("orders", False, _operations.fetch_all, statement, loader)
+        rows = await db(_execute).run("orders", False, _operations.fetch_all, statement, loader)
         assert {r.status for r in rows} <= expected
 
 
@@ -320,7 +317,7 @@ async def test_read_your_writes_delay_and_token(db: IO, rep: Replicated) -> None
         after = {o.status for o in Order.find().using_read_replica().where(Order.user_id == MARKER_USER).all()}
         return before, after
 
-    before, after = contextvars.Context().run(other_service)
+    before, after = await asyncio.to_thread(contextvars.Context().run, other_service)
     assert before <= {"r1", "r2"}
     assert after == {"primary"}
     await asyncio.sleep(0.35)

@@ -37,7 +37,9 @@ def cluster_db(pg_cluster: PgCluster) -> Iterator[PgCluster]:
 
 @pytest.fixture
 async def io(mode: str, cluster_db: PgCluster) -> AsyncIterator[IO]:
-    yield IO(mode)
+    io = IO(mode)
+    yield io
+    io.close()
     for replica in cluster_db.replicas:
         if not replica.is_running():
             cluster_db.start_replica(replica)
@@ -66,9 +68,7 @@ def _port(conn: sa.Connection) -> int:
 async def read_port(io: IO) -> int:
     """Which server a replica read is served by (its port)."""
     target = Target("orders", READING)
-    if io.is_async:
-        return await _execute.arun(target, False, _port)
-    return _execute.run(target, False, _port)
+    return int(await io(_execute).run(target, False, _port))
 
 
 async def test_seed_sample_on_streaming_replicas(io: IO, cluster_db: PgCluster) -> None:
@@ -132,8 +132,8 @@ async def test_a_token_carries_the_write_to_another_service(io: IO, cluster_db: 
             ConnectionManager.import_write_position(token)
         return Order.find().using_read_replica().where(id=order.id).count()
 
-    assert contextvars.Context().run(called_service, False) == 0  # a lagging standby answered
-    assert contextvars.Context().run(called_service, True) == 1  # the token sent it to the primary
+    assert await io.blocking(contextvars.Context().run, called_service, False) == 0  # a lagging standby answered
+    assert await io.blocking(contextvars.Context().run, called_service, True) == 1  # the token sent it to the primary
 
 
 async def test_a_replica_over_the_lag_bound_is_skipped(io: IO, cluster_db: PgCluster) -> None:

@@ -26,7 +26,7 @@ from activerecord.engine.config import parse_node
 from activerecord.engine.engines import NodeEngines
 
 from .backends import BackendDatabases
-from .dual import IO
+from .dual import IO, off_loop
 from .test_shards import MODELS, SHARDS, Note, ShardedUser, Shards, Tenant
 
 GROUP = "user_shards"
@@ -60,13 +60,17 @@ async def group(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Shards]:
     """The four-shard group of tests/test_shards.py, with the tables of its models on each shard."""
     shards = Shards(backend_dbs)
     shards.configure()
-    ActiveRecord.create_all(using=GROUP, models=MODELS)
+    await db.blocking(ActiveRecord.create_all, using=GROUP, models=MODELS)
     yield shards
     shards.configure()
-    for shard in SHARDS:
-        for model in MODELS:
-            model.find().using(shard).delete_all()
-    ActiveRecord.drop_all(using=GROUP, models=[Ledger, Counted])
+
+    def clean() -> None:
+        for shard in SHARDS:
+            for model in MODELS:
+                model.find().using(shard).delete_all()
+        ActiveRecord.drop_all(using=GROUP, models=[Ledger, Counted])
+
+    await db.blocking(clean)
     await ConnectionManager.aremove(GROUP)
 
 
@@ -93,7 +97,7 @@ def inserts_per_shard() -> Iterator[dict[str, int]]:
 
 
 def on_shard(shard: str) -> set[int]:
-    return {u.id for u in ShardedUser.find().using(shard).all()}
+    return {u.id for u in off_loop(ShardedUser.find().using(shard).all)}
 
 
 # -- insert_many splits by shard ----------------------------------------------------------------
@@ -128,16 +132,16 @@ async def test_bulk_insert_splits_rows_by_shard_key(db: IO, group: Shards) -> No
 async def test_insert_many_with_resolvers_and_generated_keys(db: IO, group: Shards) -> None:
     tenants = await db(Tenant).insert_many([{"code": "acme"}, {"code": "globex"}, Tenant(code="acme")])
     assert [t.code for t in tenants] == ["acme", "globex", "acme"]
-    assert {t.code for t in Tenant.find().using("user_shard_3").all()} == {"acme"}
-    assert Tenant.find().using("user_shard_3").count() == 2
-    assert {t.code for t in Tenant.find().using("user_shard_1").all()} == {"globex"}
+    assert {t.code for t in (await db(Tenant.find().using("user_shard_3")).all())} == {"acme"}
+    assert (await db(Tenant.find().using("user_shard_3")).count()) == 2
+    assert {t.code for t in (await db(Tenant.find().using("user_shard_1")).all())} == {"globex"}
     assert all(t.id is not None for t in tenants)  # keys come back from every shard
     assert await db(Tenant.find_by_id(tenants[1].id).using("user_shard_1")).one() == tenants[1]
 
     notes = await db(Note).insert_many([{"author": "zoe"}, {"author": "ada"}])
     assert [n.author for n in notes] == ["zoe", "ada"]
-    assert [n.author for n in Note.find().using("user_shard_2").all()] == ["zoe"]
-    assert [n.author for n in Note.find().using("user_shard_0").all()] == ["ada"]
+    assert [n.author for n in (await db(Note.find().using("user_shard_2")).all())] == ["zoe"]
+    assert [n.author for n in (await db(Note.find().using("user_shard_0")).all())] == ["ada"]
     assert await db(ShardedUser).insert_many([]) == []
 
 

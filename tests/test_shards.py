@@ -30,7 +30,7 @@ from activerecord import (
 from activerecord.errors import ConfigurationError
 
 from .backends import BackendDatabases
-from .dual import IO
+from .dual import IO, off_loop
 
 SHARDS = [f"user_shard_{n}" for n in range(4)]
 
@@ -96,20 +96,24 @@ class Shards:
         ConnectionManager.configure({"user_shards": {"shards": {**self.configs, **(overrides or {})}}})
 
     def count_on(self, shard: str) -> int:
-        return ShardedUser.find().using(shard).count()
+        return off_loop(ShardedUser.find().using(shard).count)
 
 
 @pytest.fixture
 async def shards(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[Shards]:
     group = Shards(backend_dbs)
     group.configure()
-    ActiveRecord.create_all(using="user_shards", models=MODELS)  # on every shard
+    await db.blocking(ActiveRecord.create_all, using="user_shards", models=MODELS)  # on every shard
     yield group
     group.configure()
-    for shard in SHARDS:
-        for model in MODELS:
-            model.find().using(shard).delete_all()
-        Entry.find().with_deleted().using(shard).hard_delete_all()
+
+    def clean() -> None:
+        for shard in SHARDS:
+            for model in MODELS:
+                model.find().using(shard).delete_all()
+            Entry.find().with_deleted().using(shard).hard_delete_all()
+
+    await db.blocking(clean)
     # Shard names are global: leave them free for other groups (the demo's, other tests').
     await ConnectionManager.aremove("user_shards")
 
@@ -157,7 +161,7 @@ async def test_the_shard_key_routes_writes_and_reads(db: IO, shards: Shards) -> 
     users = [await db(ShardedUser).create(id=n, name=f"u{n}") for n in range(1, 9)]
     for shard_number, shard in enumerate(SHARDS):
         expected = sorted(u.id for u in users if u.id % 4 == shard_number)
-        assert sorted(u.id for u in ShardedUser.find().using(shard).all()) == expected
+        assert sorted(u.id for u in (await db(ShardedUser.find().using(shard)).all())) == expected
     five = await db(ShardedUser.find_by_id(5)).one()
     assert five.name == "u5"
     assert (await db(ShardedUser.find().where(id=6)).one()).name == "u6"
@@ -190,15 +194,15 @@ async def test_a_query_without_the_shard_key_is_refused(db: IO, shards: Shards) 
 async def test_directory_and_callable_resolvers(db: IO, shards: Shards) -> None:
     await db(Tenant).create(code="acme")
     await db(Tenant).create(code="globex")
-    assert [t.code for t in Tenant.find().using("user_shard_3").all()] == ["acme"]
-    assert [t.code for t in Tenant.find().using("user_shard_1").all()] == ["globex"]
+    assert [t.code for t in (await db(Tenant.find().using("user_shard_3")).all())] == ["acme"]
+    assert [t.code for t in (await db(Tenant.find().using("user_shard_1")).all())] == ["globex"]
     assert (await db(Tenant.find().where(code="acme")).one()).code == "acme"
     with pytest.raises(QueryError, match="no entry"):
         await db(Tenant).create(code="initech")
     await db(Note).create(author="ada")
     await db(Note).create(author="zed")
-    assert [n.author for n in Note.find().using("user_shard_0").all()] == ["ada"]
-    assert [n.author for n in Note.find().using("user_shard_2").all()] == ["zed"]
+    assert [n.author for n in (await db(Note.find().using("user_shard_0")).all())] == ["ada"]
+    assert [n.author for n in (await db(Note.find().using("user_shard_2")).all())] == ["zed"]
 
 
 # -- every shard --------------------------------------------------------------------------------
@@ -309,9 +313,13 @@ async def test_on_all_shards_needs_a_shard_group(db: IO, shards: Shards) -> None
 async def test_a_shard_may_have_read_replicas(db: IO, shards: Shards, backend_dbs: BackendDatabases) -> None:
     replica = backend_dbs.config("user_shard_0_replica")
     ConnectionManager.configure({"_shard_replica_setup": replica})
-    ActiveRecord.create_all(using="_shard_replica_setup", models=MODELS)
-    ShardedUser.find().using("_shard_replica_setup").where(ShardedUser.id >= 0).delete_all()
-    ShardedUser.create(id=4, name="on the replica", using="_shard_replica_setup")
+
+    def prepare() -> None:
+        ActiveRecord.create_all(using="_shard_replica_setup", models=MODELS)
+        ShardedUser.find().using("_shard_replica_setup").where(ShardedUser.id >= 0).delete_all()
+        ShardedUser.create(id=4, name="on the replica", using="_shard_replica_setup")
+
+    off_loop(prepare)
     ConnectionManager.remove("_shard_replica_setup")
 
     shards.configure({"user_shard_0": {"write": shards.configs["user_shard_0"], "read": [replica]}})
@@ -330,7 +338,7 @@ async def test_a_shard_may_have_read_replicas(db: IO, shards: Shards, backend_db
     assert str(replica["database"]) not in primary_urls
     ShardedUser.find().using("user_shard_0").using_read_replica().where(id=4)  # builds fine
     ConnectionManager.configure({"_shard_replica_setup": replica})
-    ShardedUser.find().using("_shard_replica_setup").where(id=4).delete_all()
+    off_loop(ShardedUser.find().using("_shard_replica_setup").where(id=4).delete_all)
     ConnectionManager.remove("_shard_replica_setup")
 
 

@@ -72,14 +72,14 @@ class RetryPolicy:
         """``retry=5`` means five attempts with the default waits; a policy stands as it is."""
         return retry if isinstance(retry, RetryPolicy) else cls(attempts=retry)
 
-    def _tenacity(self) -> dict[str, Any]:
+    def _tenacity(self, retryable: Callable[[BaseException], bool]) -> dict[str, Any]:
         stop: Any = tenacity.stop_after_attempt(self.attempts)
         if self.deadline is not None:
             stop = stop | tenacity.stop_before_delay(self.deadline)
         return {
             "stop": stop,
             "wait": tenacity.wait_random_exponential(multiplier=self.initial_delay, max=self.max_delay),
-            "retry": tenacity.retry_if_exception(is_retryable),
+            "retry": tenacity.retry_if_exception(retryable),
             "before_sleep": self._before_sleep if self.on_retry is not None else None,
             "reraise": True,
         }
@@ -92,6 +92,19 @@ class RetryPolicy:
         self.on_retry(RetryAttempt(state.attempt_number, error, delay, time.monotonic() - state.start_time))
 
 
+class _Attempts:
+    """The transactions of one retrying run. An error raised after the latest one committed (by an
+    ``on_commit`` callback, say) is never retried: running the body again would do it twice."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: _transaction.Transaction | None = None
+
+    def retryable(self, exc: BaseException) -> bool:
+        return is_retryable(exc) and not (self.last is not None and self.last.committed)
+
+
 def run(
     policy: RetryPolicy, name: str, isolation_level: str | None, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 ) -> R:
@@ -100,8 +113,10 @@ def run(
     if _transaction.current(name) is not None:
         # A savepoint cannot be retried on its own: the outer transaction is what failed.
         raise TransactionError("a retrying transaction cannot be nested in another transaction")
-    for attempt in tenacity.Retrying(**policy._tenacity()):
-        with attempt, _transaction.transaction(name, isolation_level):
+    attempts = _Attempts()
+    for attempt in tenacity.Retrying(**policy._tenacity(attempts.retryable)):
+        with attempt, _transaction.transaction(name, isolation_level) as tx:
+            attempts.last = tx
             return fn(*args, **kwargs)
     raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
@@ -117,9 +132,11 @@ async def arun(
     """The async twin of `run`: ``fn`` is a coroutine function."""
     if _transaction.current(name) is not None:
         raise TransactionError("a retrying transaction cannot be nested in another transaction")
-    async for attempt in tenacity.AsyncRetrying(**policy._tenacity()):
+    attempts = _Attempts()
+    async for attempt in tenacity.AsyncRetrying(**policy._tenacity(attempts.retryable)):
         with attempt:
-            async with _transaction.atransaction(name, isolation_level):
+            async with _transaction.atransaction(name, isolation_level) as tx:
+                attempts.last = tx
                 return await fn(*args, **kwargs)
     raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 

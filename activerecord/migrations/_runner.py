@@ -1,8 +1,9 @@
 """The migration commands, each run on every target database of a connection with a status per target.
 
 Every command is written once as sync code on a `sqlalchemy.Connection`; the async twins run the
-very same function through ``AsyncConnection.run_sync``. Alembic keeps the running environment in
-module globals, so one process runs one migration command at a time (a process-wide lock).
+very same command through the greenlet bridge (``run_in_greenlet``), on the async engines'
+``sync_engine``. Alembic keeps the running environment in module globals, so one process runs one
+migration command at a time (a process-wide lock).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import asyncio
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -29,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..connections.manager import ConnectionManager
 from ..engine.config import parse_node
 from ..engine.engines import NodeEngines
+from ..engine.greenlets import bridged, run_in_greenlet, wait
 from ..errors import MigrationError, MigrationLockError, SchemaDriftError
 from ..model.registry import metadata_for
 from ._env import STATE_KEY, RunState, default_version_table
@@ -93,15 +96,17 @@ def _migration_targets(name: str) -> list[tuple[str, NodeEngines]]:
 
 
 def _sync_targets(name: str, targets: Sequence[tuple[str, Engine]] | None) -> list[tuple[str, Engine]]:
+    """The given targets, or the connection's: inside the bridge, its async engines' sync side."""
     if targets is not None:
         return list(targets)
+    if bridged():
+        return [(label, node.async_.sync_engine) for label, node in _migration_targets(name)]
     return [(label, node.sync) for label, node in _migration_targets(name)]
 
 
-def _async_targets(name: str, targets: Sequence[tuple[str, AsyncEngine]] | None) -> list[tuple[str, AsyncEngine]]:
-    if targets is not None:
-        return list(targets)
-    return [(label, node.async_) for label, node in _migration_targets(name)]
+def _synced(targets: Sequence[tuple[str, AsyncEngine]] | None) -> list[tuple[str, Engine]] | None:
+    """Async targets as the sync engines the bridge runs the command on."""
+    return None if targets is None else [(label, engine.sync_engine) for label, engine in targets]
 
 
 def directory_for(connection: str, directory: str | Path | None = None) -> Path:
@@ -201,7 +206,7 @@ def _run_sync(
     on_wait: Callable[[str], None] | None = None,
 ) -> list[NodeStatus]:
     results: list[NodeStatus] = []
-    with _process_lock:
+    with _process_locked(bridged()):
         for label, engine in targets:
             state = _new_state(connection, config, lock, lock_timeout, on_wait)
             try:
@@ -213,34 +218,19 @@ def _run_sync(
     return results
 
 
-async def _run_async(
-    connection: str,
-    config: Config,
-    targets: list[tuple[str, AsyncEngine]],
-    op: Op,
-    kind: Status,
-    what: str,
-    *,
-    lock: bool = False,
-    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    on_wait: Callable[[str], None] | None = None,
-) -> list[NodeStatus]:
-    results: list[NodeStatus] = []
-    # Polled rather than awaited in a thread, so a cancelled task never leaves the lock taken.
-    while not _process_lock.acquire(blocking=False):
-        await asyncio.sleep(0.01)
+@contextmanager
+def _process_locked(is_async: bool) -> Iterator[None]:
+    if is_async:
+        # Polled, never blocked on: the event loop keeps running, and a cancelled task never
+        # leaves the lock taken.
+        while not _process_lock.acquire(blocking=False):
+            wait(asyncio.sleep(0.01))
+    else:
+        _process_lock.acquire()
     try:
-        for label, engine in targets:
-            state = _new_state(connection, config, lock, lock_timeout, on_wait)
-            try:
-                async with engine.connect() as aconn:
-                    await aconn.run_sync(_on_connection, config, state, op)
-            except Exception as exc:
-                raise _failed(what, results, [lbl for lbl, _ in targets], label, exc) from exc
-            results.append(_status(label, state, kind))
+        yield
     finally:
         _process_lock.release()
-    return results
 
 
 # --- public commands ---------------------------------------------------------------------------
@@ -303,7 +293,7 @@ def revision(
             chosen = _sync_targets(connection, targets)[:1]
             _run_sync(connection, config, chosen, op, "current", "revision --autogenerate")
         else:
-            with _process_lock:
+            with _process_locked(False):
                 op(config)
     except (CommandError, RevisionError) as exc:
         raise MigrationError(_alembic_error(exc)) from exc
@@ -334,6 +324,7 @@ def upgrade(
     `MigrationError` is raised with ``results`` holding every target's status (the failed one's
     changes rolled back where the database has transactional DDL, later ones ``skipped``).
     """
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     _check_revision(config, revision)
     return _run_sync(
@@ -359,16 +350,12 @@ async def aupgrade(
     on_wait: Callable[[str], None] | None = None,
 ) -> list[NodeStatus]:
     """`upgrade` from async code (a service's start-up), through the async engines."""
-    config = _config(connection, directory)
-    _check_revision(config, revision)
-    return await _run_async(
+    return await run_in_greenlet(
+        upgrade,
         connection,
-        config,
-        _async_targets(connection, targets),
-        _upgrade_op(revision),
-        "upgraded",
-        "upgrade",
-        lock=True,
+        revision,
+        directory=directory,
+        targets=_synced(targets),
         lock_timeout=lock_timeout,
         on_wait=on_wait,
     )
@@ -384,6 +371,7 @@ def downgrade(
     on_wait: Callable[[str], None] | None = None,
 ) -> list[NodeStatus]:
     """Downgrade every target database of ``connection`` to ``revision`` (``"base"`` for empty)."""
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     _check_revision(config, revision)
     return _run_sync(
@@ -409,16 +397,12 @@ async def adowngrade(
     on_wait: Callable[[str], None] | None = None,
 ) -> list[NodeStatus]:
     """`downgrade` from async code."""
-    config = _config(connection, directory)
-    _check_revision(config, revision)
-    return await _run_async(
+    return await run_in_greenlet(
+        downgrade,
         connection,
-        config,
-        _async_targets(connection, targets),
-        _downgrade_op(revision),
-        "downgraded",
-        "downgrade",
-        lock=True,
+        revision,
+        directory=directory,
+        targets=_synced(targets),
         lock_timeout=lock_timeout,
         on_wait=on_wait,
     )
@@ -437,6 +421,7 @@ def current(
     targets: Sequence[tuple[str, Engine]] | None = None,
 ) -> list[NodeStatus]:
     """The revision(s) each target database of ``connection`` is at (``after``; empty at base)."""
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     return _run_sync(connection, config, _sync_targets(connection, targets), _current_op, "current", "current")
 
@@ -448,8 +433,7 @@ async def acurrent(
     targets: Sequence[tuple[str, AsyncEngine]] | None = None,
 ) -> list[NodeStatus]:
     """`current` from async code."""
-    config = _config(connection, directory)
-    return await _run_async(connection, config, _async_targets(connection, targets), _current_op, "current", "current")
+    return await run_in_greenlet(current, connection, directory=directory, targets=_synced(targets))
 
 
 def history(connection: str = "default", *, directory: str | Path | None = None) -> list[RevisionInfo]:
@@ -510,6 +494,7 @@ def check(
     migrations are first applied to a throwaway SQLite database instead, so no server is needed
     (what CI runs).
     """
+    bridged()  # sync code on a running event loop is refused here, before anything connects
     config = _config(connection, directory)
     _needs_models(connection)
     if scratch:
@@ -537,12 +522,7 @@ async def acheck(
     *,
     directory: str | Path | None = None,
     targets: Sequence[tuple[str, AsyncEngine]] | None = None,
+    scratch: bool = False,
 ) -> list[NodeStatus]:
     """`check` from async code (against every target database, one after the other)."""
-    config = _config(connection, directory)
-    _needs_models(connection)
-    try:
-        return await _run_async(connection, config, _async_targets(connection, targets), _check_op, "current", "check")
-    except MigrationError as exc:
-        _drift(exc)
-        raise
+    return await run_in_greenlet(check, connection, directory=directory, targets=_synced(targets), scratch=scratch)

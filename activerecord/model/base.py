@@ -24,6 +24,7 @@ from ..connections.manager import ConnectionManager
 from ..connections.retry import AsyncTransactionBlock, RetryPolicy, TransactionBlock
 from ..dialects.utc import utcnow
 from ..engine import operations as _operations
+from ..engine.greenlets import run_in_greenlet
 from ..errors import (
     ConfigurationError,
     MissingPrimaryKeyError,
@@ -437,14 +438,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         return self
 
     async def asave(self: Self, *, using: str | None = None) -> Self:
-        """`save` (async)."""
-        if self._ar_lifecycle:
-            return await _hooks.asave(self, using)
-        pending = self._ar_prepare_save()
-        if pending is not None:
-            await _execute.arun(self._ar_connection(using), True, self._ar_save_op, pending)
-            self._ar_saved_to(using)
-        return self
+        """`save` (async): the same code, through the greenlet bridge; async hooks are awaited."""
+        return await run_in_greenlet(self.save, using=using)
 
     def _ar_assign(self, values: Mapping[str, Any]) -> None:
         unknown = [k for k in values if k not in self.__fields__]
@@ -482,15 +477,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         return count > 0
 
     async def adelete(self, *, using: str | None = None) -> bool:
-        """`delete` (async)."""
-        if self._ar_lifecycle:
-            return await _hooks.adelete(self, using)
-        pk = self._ar_require_pk()
-        count = await _execute.arun(
-            self._ar_connection(using), True, _operations.execute_rowcount, self._ar_delete_pk, {"_ar_pk": pk}
-        )
-        self._ar_saved = None
-        return count > 0
+        """`delete` (async): the same code, through the greenlet bridge."""
+        return await run_in_greenlet(self.delete, using=using)
 
     def _ar_apply_row(self, row: Row[Any] | None) -> None:
         if row is None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Self
 from sqlalchemy import bindparam
 
 from ..connections import execute as _execute
+from ..engine.greenlets import run_in_greenlet
 from ..errors import ConfigurationError, QueryError, UnknownFieldError
 from ..query import eager as _eager
 from ..query import upsert as _upsert
@@ -157,9 +158,8 @@ class Features(RecordState):
         return _hooks.delete(self, using, hard=True)
 
     async def ahard_delete(self, *, using: str | None = None) -> bool:
-        """`hard_delete` (async)."""
-        self._ar_soft_field()
-        return await _hooks.adelete(self, using, hard=True)
+        """`hard_delete` (async): the same code, through the greenlet bridge."""
+        return await run_in_greenlet(self.hard_delete, using=using)
 
     # -- upsert -------------------------------------------------------------------------------
 

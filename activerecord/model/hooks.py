@@ -4,13 +4,16 @@ Models with none of these never come here: `ActiveRecord.save` checks one class 
 when the class is declared. Hooks run inside a transaction (the caller's, or one opened for the
 save), so I/O done by a hook commits or rolls back with the write; ``after_commit`` and
 ``after_rollback`` run once the outermost transaction has ended.
+
+Written once as sync code: ``asave``/``adelete`` run the same functions through the greenlet
+bridge, where a coroutine hook is awaited (`wait`) in place.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -18,6 +21,7 @@ from sqlalchemy import Connection
 from ..connections import execute as _execute
 from ..connections import transaction as _transaction
 from ..dialects.utc import utcnow
+from ..engine.greenlets import bridged, wait
 from ..errors import ConfigurationError, StaleObjectError
 
 R = TypeVar("R")
@@ -47,7 +51,7 @@ def hooks_of(cls: Any) -> tuple[frozenset[str], frozenset[str]]:
 
 def _refuse_async(record: Any, verb: str) -> None:
     found = type(record)._ar_async_hooks
-    if found:
+    if found and not bridged():
         raise ConfigurationError(
             f"{type(record).__name__} has async hooks ({', '.join(sorted(found))}): use a{verb}() in async code"
         )
@@ -55,14 +59,9 @@ def _refuse_async(record: Any, verb: str) -> None:
 
 def _call(record: Any, hook: str) -> None:
     if hook in type(record)._ar_hooks:
-        getattr(record, hook)()
-
-
-async def _acall(record: Any, hook: str) -> None:
-    if hook in type(record)._ar_hooks:
         result = getattr(record, hook)()
-        if inspect.isawaitable(result):
-            await result
+        if inspect.isawaitable(result):  # only inside the bridge: `_refuse_async` let it through
+            wait(result)
 
 
 def _on_rollback(record: Any, name: str) -> None:
@@ -84,15 +83,6 @@ def _scope(record: Any, name: str) -> Iterator[None]:
     # With hooks, the write and any hook I/O share one transaction (the caller's, or this one).
     if type(record)._ar_hooks and _transaction.current(name) is None:
         with _transaction.transaction(name):
-            yield
-    else:
-        yield
-
-
-@asynccontextmanager
-async def _ascope(record: Any, name: str) -> AsyncIterator[None]:
-    if type(record)._ar_hooks and _transaction.current(name) is None:
-        async with _transaction.atransaction(name):
             yield
     else:
         yield
@@ -134,7 +124,8 @@ def _finish(record: Any, expected: Any) -> None:
 
 
 def save(record: R, using: str | None) -> R:
-    """`ActiveRecord.save` with hooks, lock version and soft delete handled."""
+    """`ActiveRecord.save` with hooks, lock version and soft delete handled (``asave`` runs it
+    through the greenlet bridge)."""
     r: Any = record
     _refuse_async(r, "save")
     name = r._ar_connection(using)
@@ -152,30 +143,6 @@ def save(record: R, using: str | None) -> R:
             _finish(r, expected)
         _call(r, "after_create" if creating else "after_update")
         _call(r, "after_save")
-        _on_commit(r, name)
-    if using is not None:
-        r._ar_using = using
-    return record
-
-
-async def asave(record: R, using: str | None) -> R:
-    """`save` (async): async hooks are awaited."""
-    r: Any = record
-    name = r._ar_connection(using)
-    creating = r._ar_saved is None
-    async with _ascope(r, name):
-        await _acall(r, "before_validate")
-        r.validate()
-        await _acall(r, "after_validate")
-        await _acall(r, "before_save")
-        await _acall(r, "before_create" if creating else "before_update")
-        pending, expected = _prepare(r)
-        if pending is not None:
-            _on_rollback(r, name)
-            await _execute.arun(name, True, _save_op, r, pending, expected)
-            _finish(r, expected)
-        await _acall(r, "after_create" if creating else "after_update")
-        await _acall(r, "after_save")
         _on_commit(r, name)
     if using is not None:
         r._ar_using = using
@@ -228,7 +195,8 @@ def _deleted(record: Any, soft: bool, expected: Any, now: Any) -> None:
 
 
 def delete(record: Any, using: str | None, hard: bool = False) -> bool:
-    """`ActiveRecord.delete` with hooks, lock version and soft delete handled."""
+    """`ActiveRecord.delete` with hooks, lock version and soft delete handled (``adelete`` runs
+    it through the greenlet bridge)."""
     _refuse_async(record, "delete")
     name = record._ar_connection(using)
     soft, expected, now = _delete_args(record, hard)
@@ -238,20 +206,6 @@ def delete(record: Any, using: str | None, hard: bool = False) -> bool:
         count = _execute.run(name, True, _delete_op, record, soft, expected, now)
         _deleted(record, soft, expected, now)
         _call(record, "after_delete")
-        _on_commit(record, name)
-    return count > 0
-
-
-async def adelete(record: Any, using: str | None, hard: bool = False) -> bool:
-    """`delete` (async)."""
-    name = record._ar_connection(using)
-    soft, expected, now = _delete_args(record, hard)
-    async with _ascope(record, name):
-        await _acall(record, "before_delete")
-        _on_rollback(record, name)
-        count = await _execute.arun(name, True, _delete_op, record, soft, expected, now)
-        _deleted(record, soft, expected, now)
-        await _acall(record, "after_delete")
         _on_commit(record, name)
     return count > 0
 

@@ -3,7 +3,8 @@
 A bulk insert on a sharded model is planned first (every row's shard found, every problem
 reported before any SQL), then run as one executemany per shard, each in its own transaction:
 shards are separate databases, so there is no transaction spanning them. A failure on one shard
-leaves the others' rows committed; `ShardWriteError` says which.
+leaves the others' rows committed; `ShardWriteError` says which. Sync writes the shards one
+after the other, async concurrently: only that executor exists twice.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Table
 from ..connections import execute as _execute
 from ..connections.manager import ConnectionManager
 from ..engine import operations as _operations
+from ..engine.greenlets import run_in_greenlet
 from ..errors import QueryError, ShardWriteError, ValidationError
 from . import targets as _targets
 
@@ -101,25 +103,26 @@ def insert(table: Table, pk: str | None, batches: list[ShardBatch], done: Done) 
     ``done(positions, pks)`` is told about each shard that committed, so its records are marked
     saved even when another shard fails afterwards.
     """
-    errors: dict[str, BaseException] = {}
-    committed: list[str] = []
+    outcomes: list[Any] = []
     for batch in batches:
         try:
-            pks = _execute.run(batch.shard, True, _operations.insert_many, table, batch.values, pk)
-        except Exception as exc:  # reported together, below
-            errors[batch.shard] = exc
-            continue
-        done(batch.positions, pks)
-        committed.append(batch.shard)
-    _raise_failures(errors, committed, batches)
+            outcomes.append(_execute.run(batch.shard, True, _operations.insert_many, table, batch.values, pk))
+        except Exception as exc:  # reported together, by _report
+            outcomes.append(exc)
+    _report(batches, outcomes, done)
 
 
 async def ainsert(table: Table, pk: str | None, batches: list[ShardBatch], done: Done) -> None:
-    """`insert` with the shards written concurrently."""
+    """`insert` with the shards written concurrently (the plan and the report are shared)."""
     outcomes = await asyncio.gather(
         *(_execute.arun(b.shard, True, _operations.insert_many, table, b.values, pk) for b in batches),
         return_exceptions=True,
     )
+    _report(batches, outcomes, done)
+
+
+def _report(batches: list[ShardBatch], outcomes: Sequence[Any], done: Done) -> None:
+    """Mark each committed shard's records saved; raise `ShardWriteError` naming the failed ones."""
     errors: dict[str, BaseException] = {}
     committed: list[str] = []
     for batch, outcome in zip(batches, outcomes, strict=True):
@@ -130,10 +133,6 @@ async def ainsert(table: Table, pk: str | None, batches: list[ShardBatch], done:
             continue
         done(batch.positions, outcome)
         committed.append(batch.shard)
-    _raise_failures(errors, committed, batches)
-
-
-def _raise_failures(errors: dict[str, BaseException], committed: list[str], batches: list[ShardBatch]) -> None:
     if not errors:
         return
     saved = sorted(p for b in batches if b.shard in committed for p in b.positions)
@@ -148,5 +147,4 @@ def on_each_shard(group: str, op: Callable[[Connection, list[Table]], None], tab
 
 async def aon_each_shard(group: str, op: Callable[[Connection, list[Table]], None], tables: list[Table]) -> None:
     """`on_each_shard` (async), one shard after the other."""
-    for shard, _node in ConnectionManager.primary_nodes(group):
-        await _execute.arun(shard, True, op, tables)
+    await run_in_greenlet(on_each_shard, group, op, tables)
