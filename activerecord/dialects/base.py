@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import URL, Dialect, RootTransaction
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError, Retry
@@ -225,28 +224,3 @@ def begin_write(conn: Connection) -> RootTransaction:
         return conn.begin()
     finally:
         _writing.reset(token)
-
-
-class abegin_write:  # noqa: N801 (used like the function ``AsyncConnection.begin`` it stands for)
-    """``aconn.begin()`` for a transaction that will write: awaited, or used with ``async with``."""
-
-    __slots__ = ("_transaction",)
-
-    def __init__(self, aconn: AsyncConnection) -> None:
-        self._transaction = aconn.begin()
-
-    async def _start(self, context_manager: bool) -> AsyncTransaction:
-        token = _writing.set(True)
-        try:
-            return await self._transaction.start(is_ctxmanager=context_manager)
-        finally:
-            _writing.reset(token)
-
-    def __await__(self) -> Any:
-        return self._start(False).__await__()
-
-    async def __aenter__(self) -> AsyncTransaction:
-        return await self._start(True)
-
-    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
-        await self._transaction.__aexit__(type_, value, traceback)
