@@ -81,7 +81,7 @@ async def test_etcd_adds_and_removes_replicas_under_read_load(registry: PatroniC
     source = EtcdSource(registry.etcd.endpoint, prefix=PREFIX)
     await _start(source, mode)
     try:
-        Note.create_all()
+        await asyncio.to_thread(Note.create_all)
         errors: list[BaseException] = []
         stop = threading.Event()
 
@@ -124,7 +124,7 @@ async def test_etcd_password_rotation_keeps_inflight_transactions(registry: Patr
     source = EtcdSource(registry.etcd.endpoint, prefix=PREFIX)
     await _start(source, mode)
     try:
-        Note.create_all()
+        await asyncio.to_thread(Note.create_all)
         began, release, outcome = threading.Event(), threading.Event(), []
 
         def long_transaction() -> None:
@@ -148,7 +148,7 @@ async def test_etcd_password_rotation_keeps_inflight_transactions(registry: Patr
         release.set()
         await asyncio.to_thread(worker.join, 20)
         assert outcome == ["committed"]
-        assert sorted(Note.find().pluck(Note.text)) == ["after rotation", "in flight"]
+        assert sorted(await Note.find().apluck(Note.text)) == ["after rotation", "in flight"]
         assert "second-secret" not in repr(ConnectionManager) and "first-secret" not in repr(ConnectionManager)
         with pytest.raises(psycopg.OperationalError):  # the old password is really gone
             psycopg.connect(
@@ -156,7 +156,7 @@ async def test_etcd_password_rotation_keeps_inflight_transactions(registry: Patr
             ).close()
     finally:
         await asyncio.to_thread(source.stop)
-        Note.find().delete_all()
+        await Note.find().adelete_all()
 
 
 @pytest.mark.backends("postgresql")
@@ -167,13 +167,13 @@ async def test_etcd_invalid_document_is_refused_and_the_last_good_stays(
     source = EtcdSource(registry.etcd.endpoint, prefix=PREFIX)
     await _start(source, mode)
     try:
-        Note.create_all()
+        await asyncio.to_thread(Note.create_all)
         for bad in ("{not json", json.dumps({"write": {"driver": "postgresql", "hots": "x"}})):
             applied = source.applied
             registry.etcd.put(PREFIX + "orders", bad)
             assert await asyncio.to_thread(source.wait_applied, applied + 1)
             assert source.last_error is not None and source.last_error.startswith("orders:")
-            assert Note.find().count() >= 0  # still configured, still working
+            assert await Note.find().acount() >= 0  # still configured, still working
         assert "refused" in caplog.text and PASSWORD not in caplog.text
     finally:
         await asyncio.to_thread(source.stop)
@@ -194,19 +194,19 @@ async def test_a_file_source_follows_its_file(tmp_path: Path, mode: str) -> None
     source = FileSource(path, interval=0.05)
     await _start(source, mode)
     try:
-        Note.create_all()
-        Note.create(text="first")
+        await asyncio.to_thread(Note.create_all)
+        await Note.acreate(text="first")
         applied = source.applied
         path.write_text(json.dumps({"orders": {"driver": "sqlite", "database": str(second)}}))
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
-        Note.create_all()
-        assert Note.find().count() == 0  # a new database behind the same name
+        await asyncio.to_thread(Note.create_all)
+        assert await Note.find().acount() == 0  # a new database behind the same name
         applied = source.applied
         path.write_text("{ broken")
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
         assert source.last_error is not None
-        Note.create(text="second")  # the last good settings stay in force
-        assert Note.find().count() == 1
+        await Note.acreate(text="second")  # the last good settings stay in force
+        assert await Note.find().acount() == 1
         applied = source.applied
         path.write_text("{}")
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
@@ -214,4 +214,4 @@ async def test_a_file_source_follows_its_file(tmp_path: Path, mode: str) -> None
     finally:
         await asyncio.to_thread(source.stop)
         if ConnectionManager.is_configured("orders"):
-            ConnectionManager.remove("orders")
+            await ConnectionManager.aremove("orders")
