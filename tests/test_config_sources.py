@@ -56,6 +56,7 @@ def _served_by(member: Member) -> tuple[sa.Engine, list[str]]:
 
 @pytest.fixture
 def registry(patroni: PatroniCluster, backend: str) -> Iterator[PatroniCluster]:
+    patroni.ensure_running()
     patroni.wait_healthy()
     for key in ("orders", "broken"):
         patroni.etcd.delete(PREFIX + key)
@@ -97,8 +98,10 @@ async def test_etcd_adds_and_removes_replicas_under_read_load(registry: PatroniC
         for reader in readers:
             reader.start()
         applied = source.applied
+        put_at = time.monotonic()
         registry.etcd.put(PREFIX + "orders", _doc(registry, [first, second]))
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
+        print(f"\netcd reconfiguration ({mode}): applied {time.monotonic() - put_at:.3f} s after the put")
         _, on_second = _served_by(second)
         await asyncio.sleep(1.0)
         assert on_second, "the added replica serves reads"

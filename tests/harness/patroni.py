@@ -176,6 +176,13 @@ class Member:
             return False
         return status == 200 and body.get("replication_state", "streaming") == "streaming"
 
+    def is_sync_standby(self) -> bool:
+        """The standby a commit waits for (the one a switchover or failover may promote)."""
+        try:
+            return self.rest("/synchronous")[0] == 200
+        except OSError:
+            return False
+
     def postmaster_pid(self) -> int | None:
         try:
             return int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
@@ -236,23 +243,41 @@ class PatroniCluster:
         self.etcd.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def ensure_running(self) -> None:
+        """Start every member whose Patroni is not running (after a crash a test did not undo)."""
+        for member in self.members:
+            if member.proc is None or member.proc.poll() is not None:
+                self.start_member(member)
+
     def start_member(self, member: Member) -> None:
         member.proc = _spawn(["patroni", str(member.config)], member.log, as_postgres=True, home=self.root / "pg")
 
     def wait_healthy(self, timeout: float = 90) -> Member:
-        """Until one member is the primary and every other streams from it; the primary."""
+        """Until one member is the primary, every other streams from it and one of them is the
+        synchronous standby; the primary."""
 
         def healthy() -> Member | None:
             primaries = [m for m in self.members if m.is_primary()]
             if len(primaries) != 1:
                 return None
             others = [m for m in self.members if m is not primaries[0]]
-            return primaries[0] if all(m.is_streaming_replica() for m in others) else None
+            if not all(m.is_streaming_replica() for m in others):
+                return None
+            # In synchronous mode only the synchronous standby may take over: until the leader
+            # has named one, a crash of the leader would leave the cluster without a primary.
+            return primaries[0] if any(m.is_sync_standby() for m in others) else None
 
         found: Member = _wait("cluster healthy", healthy, timeout, 0.25)
         return found
 
     # Faults and changes ------------------------------------------------------------------------
+
+    def sync_standby(self, timeout: float = 30) -> Member:
+        """The synchronous standby now (waiting for one to be chosen)."""
+        found: Member = _wait(
+            "a synchronous standby", lambda: next((m for m in self.members if m.is_sync_standby()), None), timeout
+        )
+        return found
 
     def primary(self, timeout: float = 30) -> Member:
         """The member that is primary now (waiting for one, as after a failover)."""
@@ -326,6 +351,10 @@ class PatroniCluster:
             "bootstrap": {
                 "dcs": {
                     **self._dcs,
+                    # A commit waits for one standby, which Patroni promotes on a failover: an
+                    # acknowledged write survives the loss of the primary (asynchronous
+                    # replication would lose the writes the standbys had not received yet).
+                    "synchronous_mode": True,
                     "maximum_lag_on_failover": 1048576,
                     "postgresql": {"use_pg_rewind": True, "use_slots": True},
                 },
