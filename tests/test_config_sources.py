@@ -218,3 +218,34 @@ async def test_a_file_source_follows_its_file(tmp_path: Path, mode: str) -> None
         await asyncio.to_thread(source.stop)
         if ConnectionManager.is_configured("orders"):
             await ConnectionManager.aremove("orders")
+
+
+class DatabaseConfigService:
+    """The guide's sample, its registry read through `EtcdSource`."""
+
+    def __init__(self, service_registry_url: str) -> None:
+        self.service_registry_url = service_registry_url
+
+    async def configure_database_connections(self) -> None:
+        registry_data = await self.fetch_service_registry()
+        for service_name, service_config in registry_data.items():
+            if "database" in service_config:
+                ConnectionManager.configure({service_name: service_config["database"]})
+
+    async def fetch_service_registry(self) -> dict[str, Any]:
+        return await EtcdSource(self.service_registry_url, prefix="/services/").aread()
+
+
+@pytest.mark.backends("postgresql")
+async def test_the_guides_database_config_service(registry: PatroniCluster) -> None:
+    primary = registry.primary()
+    registry.etcd.put("/services/orders", json.dumps({"database": registry.node_config(primary), "owner": "team"}))
+    registry.etcd.put("/services/gateway", json.dumps({"owner": "edge"}))  # no database: left alone
+    try:
+        await DatabaseConfigService(registry.etcd.endpoint).configure_database_connections()
+        assert ConnectionManager.is_configured("orders") and not ConnectionManager.is_configured("gateway")
+        await asyncio.to_thread(Note.create_all)
+        assert await Note.find().acount() >= 0
+    finally:
+        for key in ("/services/orders", "/services/gateway"):
+            registry.etcd.delete(key)
