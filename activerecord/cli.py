@@ -22,7 +22,7 @@ from . import migrations
 from .connections.manager import ConnectionManager
 from .errors import ActiveRecordError, ConfigurationError, MigrationError, SchemaDriftError
 from .migrations import _settings
-from .ops.health import HealthReport, HealthStatus
+from .ops.health import HealthStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -208,21 +208,8 @@ def health(
     except ActiveRecordError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(HealthStatus.DOWN.exit_code)
-    click.echo(report.to_json() if as_json else _health_text(report))
+    click.echo(report.to_json() if as_json else report.to_text())
     sys.exit(report.status.exit_code)
-
-
-def _health_text(report: HealthReport) -> str:
-    lines = [f"{report.status} ({report.duration * 1000:.1f} ms)"]
-    for node in report.nodes:
-        found = f"{node.latency * 1000:.1f} ms" if node.latency is not None else node.error or ""
-        if node.lag is not None:
-            found += f", lag {node.lag:.3f} s"
-        pools = ", ".join(f"{p.mode} pool {p.checked_out}/{p.size} in use" for p in node.pools)
-        lines.append(
-            f"  {node.status:<8} {node.role:<7} {node.name}  {node.address}  {found}" + (f"; {pools}" if pools else "")
-        )
-    return "\n".join(lines)
 
 
 @main.command()

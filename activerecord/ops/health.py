@@ -122,6 +122,18 @@ class HealthReport:
         """The report as JSON text."""
         return json.dumps(self.to_dict())
 
+    def to_text(self) -> str:
+        """The report for people: the status, then one line per node."""
+        lines = [f"{self.status} ({self.duration * 1000:.1f} ms)"]
+        for node in self.nodes:
+            found = f"{node.latency * 1000:.1f} ms" if node.latency is not None else node.error or ""
+            if node.lag is not None:
+                found += f", lag {node.lag:.3f} s"
+            for pool in node.pools:
+                found += f"; {pool.mode} pool {pool.checked_out}/{pool.size} in use"
+            lines.append(f"  {node.status:<8} {node.role:<7} {node.name}  {node.address}  {found}")
+        return "\n".join(lines)
+
 
 # -- what to probe -----------------------------------------------------------------------------
 
