@@ -39,8 +39,9 @@ from ..multidb.replicas import Cluster
 
 #: Seconds each probe (and so the whole call, as the probes run at once) may take by default.
 DEFAULT_TIMEOUT = 2.0
-#: Sync probes running at once, at most; a node never has more than one.
+#: Sync probes running at once, at most, in all and per node.
 MAX_PROBE_THREADS = 32
+PROBES_PER_NODE = 3
 PRIMARY = "primary"
 REPLICA = "replica"
 _PING = text("SELECT 1")
@@ -281,29 +282,33 @@ class _TimedOut(TimeoutError):
 
 
 class _ProbeThreads:
-    """Runs sync probes, each on a daemon thread, at most one per engine and `MAX_PROBE_THREADS`
-    in all.
+    """Runs sync probes, each on a daemon thread: at most `PROBES_PER_NODE` at once per engine
+    and `MAX_PROBE_THREADS` in all.
 
     Not a `ThreadPoolExecutor`: its threads are joined when the interpreter exits, so one probe
-    stuck on a blackholed host would hang the process's exit; and a fixed pool would queue
-    healthy nodes behind stuck probes. A probe still running from an earlier call is joined, not
-    repeated, so a host that never answers holds one thread, however often health is asked.
+    stuck on a blackholed host would hang the process's exit, and a fixed pool would queue
+    healthy nodes behind stuck probes. A host that never answers holds a few threads, however
+    often health is asked: past the per-node bound a call joins the newest probe still running.
+    A new probe is started while fewer are running, so a node whose earlier connection hangs
+    on a half-open link is still seen to be up again once new connections work.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: dict[Engine, Future[_Answer]] = {}
+        self._running: dict[Engine, list[Future[_Answer]]] = {}
+        self._count = 0
 
     def submit(self, engine: Engine) -> Future[_Answer]:
+        future: Future[_Answer] = Future()
         with self._lock:
-            future = self._running.get(engine)
-            if future is not None:
+            running = self._running.setdefault(engine, [])
+            if len(running) >= PROBES_PER_NODE:
+                return running[-1]
+            if self._count >= MAX_PROBE_THREADS:
+                future.set_exception(RuntimeError(f"{MAX_PROBE_THREADS} probes are still waiting for their nodes"))
                 return future
-            future = Future()
-            if len(self._running) >= MAX_PROBE_THREADS:
-                future.set_exception(RuntimeError(f"{MAX_PROBE_THREADS} probes still waiting for their nodes"))
-                return future
-            self._running[engine] = future
+            running.append(future)
+            self._count += 1
         threading.Thread(target=self._run, args=(engine, future), name="activerecord-health", daemon=True).start()
         return future
 
@@ -314,7 +319,15 @@ class _ProbeThreads:
             future.set_exception(exc)
         finally:
             with self._lock:
-                self._running.pop(engine, None)
+                self._count -= 1
+                running = self._running[engine]
+                running.remove(future)
+                if not running:
+                    del self._running[engine]
+
+    def running(self) -> int:
+        """Probe threads still running (those of hosts that never answered, once calls return)."""
+        return self._count
 
 
 _threads = _ProbeThreads()
