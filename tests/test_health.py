@@ -288,3 +288,28 @@ def test_the_demo_prints_its_health_report(tmp_path: Path) -> None:
         ["up", "primary", "users"],
         ["up", "primary", "orders"],
     ]
+
+
+async def test_an_exhausted_pool_is_not_ready_and_says_so(
+    db: IO, backend_dbs: BackendDatabases, extra_connections: list[str]
+) -> None:
+    extra_connections.append("h_small_pool")
+    ConnectionManager.configure(
+        {"h_small_pool": {**backend_dbs.config("users"), "pool_size": 1, "max_overflow": 0, "pool_timeout": 30}}
+    )
+    node = ConnectionManager.node("h_small_pool")
+    if db.is_async:
+        async with node.async_.connect():  # the service holds the only connection
+            report = await ConnectionManager.ahealth("h_small_pool", timeout=0.3)
+    else:
+        with node.sync.connect():
+            report = ConnectionManager.health("h_small_pool", timeout=0.3)
+    (probed,) = report.nodes
+    assert report.status == "down" and probed.status == "down"
+    assert (
+        probed.error
+        == f"timed out: no answer within 0.3 s (the {db.mode} pool had 1 connections checked out, none idle)"
+    )
+    assert {p.mode: (p.size, p.checked_out, p.idle) for p in probed.pools}[db.mode] == (1, 1, 0)
+    # Given back, the pool serves the probe again.
+    assert (await db(ConnectionManager).health("h_small_pool", timeout=5)).status == "up"

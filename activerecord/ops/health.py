@@ -274,8 +274,18 @@ def _overall(nodes: list[NodeHealth]) -> HealthStatus:
 
 
 class _TimedOut(TimeoutError):
-    def __init__(self, timeout: float) -> None:
-        super().__init__(f"timed out: no answer within {timeout:g} s")
+    def __init__(self, timeout: float, full: PoolUsage | None) -> None:
+        # A probe that may have waited for a pooled connection is not a silent host: say so.
+        busy = f" (the {full.mode} pool had {full.checked_out} connections checked out, none idle)" if full else ""
+        super().__init__(f"timed out: no answer within {timeout:g} s{busy}")
+
+
+def _full(pools: tuple[PoolUsage, ...], mode: str) -> PoolUsage | None:
+    """The pool of ``mode`` if it had no connection to spare when the probe began."""
+    for pool in pools:
+        if pool.mode == mode and pool.idle == 0 and pool.checked_out >= pool.size:
+            return pool
+    return None
 
 
 # -- sync: probes on daemon threads -------------------------------------------------------------
@@ -346,7 +356,7 @@ def check(
     futures = [_threads.submit(engine) for engine in engines]
     wait_futures(futures, timeout=limit)
     nodes = [
-        _node(t, p, (f.exception() or f.result()) if f.done() else _TimedOut(limit))
+        _node(t, p, (f.exception() or f.result()) if f.done() else _TimedOut(limit, _full(p, "sync")))
         for t, p, f in zip(targets, pools, futures, strict=True)
     ]
     return HealthReport(_overall(nodes), tuple(nodes), time.monotonic() - started)
@@ -376,7 +386,7 @@ async def acheck(
         task.cancel()
         task.add_done_callback(_consume)
     nodes = [
-        _node(t, p, _TimedOut(limit) if task in pending else (task.exception() or task.result()))
+        _node(t, p, _TimedOut(limit, _full(p, "async")) if task in pending else (task.exception() or task.result()))
         for t, p, task in zip(targets, pools, tasks, strict=True)
     ]
     return HealthReport(_overall(nodes), tuple(nodes), time.monotonic() - started)
