@@ -170,10 +170,7 @@ def _targets(registry: ConnectionRegistry, name: str | None) -> list[_Target]:
         registry.cluster(name)  # raises the registry's own "no connection named ..." error
     everything = [t for entry in registry.names() for t in _entry_targets(registry, entry)]
     # A connection, a shard group or one shard: all of its nodes; a named replica: that one.
-    chosen = [t for t in everything if name in (t.connection, t.group) or (t.role == REPLICA and t.name == name)]
-    if not chosen:
-        raise ConfigurationError(f"connection {name!r} has no nodes to probe")
-    return chosen
+    return [t for t in everything if name in (t.connection, t.group) or (t.role == REPLICA and t.name == name)]
 
 
 def _check_timeout(timeout: float | None) -> float:
