@@ -313,3 +313,29 @@ async def test_an_exhausted_pool_is_not_ready_and_says_so(
     assert {p.mode: (p.size, p.checked_out, p.idle) for p in probed.pools}[db.mode] == (1, 1, 0)
     # Given back, the pool serves the probe again.
     assert (await db(ConnectionManager).health("h_small_pool", timeout=5)).status == "up"
+
+
+@pytest.mark.backends("postgresql", "mysql")
+def test_a_process_exits_at_once_after_probing_a_silent_host(backend_dbs: BackendDatabases) -> None:
+    """An exec probe (or any script) is not held at exit by a probe still waiting on a blackholed host."""
+    script = f"""
+import time
+from activerecord import ConnectionManager
+from tests.harness.proxy import Proxy
+proxy = Proxy({int(backend_dbs.config("default")["port"])}).__enter__()
+proxy.blackhole()
+ConnectionManager.configure({{"silent": {{**{backend_dbs.config("default")!r}, "port": proxy.port}}}})
+print(ConnectionManager.health(timeout=0.3).status, flush=True)
+"""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "down"
+    assert time.monotonic() - started < 8  # the interpreter's start-up and imports, not the stuck probe
