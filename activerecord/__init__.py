@@ -56,6 +56,8 @@ from .model.relations import BelongsTo, Collection, HasMany, HasOne, belongs_to,
 from .model.validators import validates
 from .multidb.routing import RoutingScope
 from .multidb.shards import ModuloShards, ShardDirectory, ShardResolver
+from .ops.endpoints import LivenessASGI, LivenessWSGI, ReadinessASGI, ReadinessWSGI
+from .ops.health import HealthReport, HealthStatus, NodeHealth, PoolUsage
 from .query.all_shards import AllShardsQuery
 from .query.pagination import NumberedPage, Page
 from .query.query import Query
@@ -81,20 +83,28 @@ __all__ = [
     "ForeignKeyField",
     "HasMany",
     "HasOne",
+    "HealthReport",
+    "HealthStatus",
     "IdGenerator",
     "IntegerField",
     "JSONField",
+    "LivenessASGI",
+    "LivenessWSGI",
     "MigrationError",
     "MigrationLockError",
     "ModuloShards",
     "MultipleRecordsFound",
+    "NodeHealth",
     "NumberedPage",
     "Page",
+    "PoolUsage",
     "PrimaryKeyField",
     "Query",
     "QueryError",
     "RawResult",
     "ReadOnlyError",
+    "ReadinessASGI",
+    "ReadinessWSGI",
     "RecordNotFound",
     "RelationNotLoaded",
     "RetryAttempt",

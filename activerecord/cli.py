@@ -1,5 +1,6 @@
 """The ``activerecord`` command line: ``activerecord db ...`` migrates a service's schema;
-``activerecord outbox relay`` moves a service's outbox to a broker; ``activerecord demo``.
+``activerecord outbox relay`` moves a service's outbox to a broker; ``activerecord health`` probes
+its databases; ``activerecord demo``.
 
 Every ``db`` command takes ``--connection`` (the service) and finds models and connection settings
 through `activerecord.migrations._settings` (flags, then ``[tool.activerecord]`` in pyproject.toml,
@@ -21,8 +22,10 @@ from typing import Any, TypeVar
 import click
 
 from . import migrations
-from .errors import ActiveRecordError, MigrationError, SchemaDriftError
+from .connections.manager import ConnectionManager
+from .errors import ActiveRecordError, ConfigurationError, MigrationError, SchemaDriftError
 from .migrations import _settings
+from .ops.health import HealthStatus
 from .patterns import Outbox, Relay
 from .patterns.brokers import publisher_for_url, safe_url
 
@@ -253,6 +256,39 @@ def relay(
     except ActiveRecordError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{settings.connection}: published {published} message(s)")
+
+
+@main.command()
+@click.option("--connection", "-c", default=None, help="Connection, shard group, shard or replica [default: all].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--timeout", type=float, default=None, help="Seconds each probe may take [default: 2].")
+@click.option("--config", default=None, metavar="MODULE[:ATTR]", help="Module configuring ConnectionManager.")
+@click.option(
+    "--pyproject",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="pyproject.toml to read [tool.activerecord] from [default: the nearest one].",
+)
+def health(
+    connection: str | None, as_json: bool, timeout: float | None, config: str | None, pyproject: Path | None
+) -> None:
+    """Probe the service's databases; exit 0 when up, 1 when degraded, 2 when down (or unusable settings)."""
+    try:
+        project = pyproject if pyproject is not None else _settings.find_pyproject(Path.cwd())
+        settings = _settings.resolve(connection=connection, config=config, models=(), directory=None, pyproject=project)
+        _settings.load(settings, need_connection=connection is not None)
+        if not ConnectionManager.names():
+            # Nothing to probe is a broken deployment, not a healthy one.
+            raise ConfigurationError(
+                "no connections configured: name a module that configures them (--config or `config` "
+                "in [tool.activerecord]) or set ACTIVERECORD_URL"
+            )
+        report = ConnectionManager.health(connection, timeout=timeout)
+    except ActiveRecordError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(HealthStatus.DOWN.exit_code)
+    click.echo(report.to_json() if as_json else report.to_text())
+    sys.exit(report.status.exit_code)
 
 
 @main.command()

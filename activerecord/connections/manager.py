@@ -8,8 +8,8 @@ instance only serves to check configuration in isolation (the tests do).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +21,9 @@ from ..multidb import positions as _positions
 from ..multidb.replicas import Cluster
 from ..multidb.routing import READING, RoutingScope
 from ..multidb.topology import ClusterConfig, EntryConfig, GroupConfig, parse_entry, same_entry, same_node
+
+if TYPE_CHECKING:
+    from ..ops.health import HealthReport
 
 
 class ConnectionRegistry:
@@ -289,6 +292,19 @@ class ConnectionRegistry:
         """Stop routing this context's reads by its earlier writes (on ``name``, or all)."""
         _positions.forget(name)
 
+    # -- health -------------------------------------------------------------------------------
+
+    def health(self, name: str | None = None, *, timeout: float | None = None) -> HealthReport:
+        """Probe every primary, replica and shard of connection ``name`` (None: of every
+        connection) at once and report each node and the overall status: ``up``, ``degraded`` (a
+        replica down or lagging) or ``down`` (a primary down). Returns within ``timeout`` seconds
+        (default 2) even when a host does not answer. docs/operations.md#health."""
+        return _probes()[0](self, name, timeout)
+
+    async def ahealth(self, name: str | None = None, *, timeout: float | None = None) -> HealthReport:
+        """`health`, probing the async pools."""
+        return await _probes()[1](self, name, timeout)
+
     # -- disposal -----------------------------------------------------------------------------
 
     def _all_engines(self) -> list[NodeEngines]:
@@ -339,6 +355,25 @@ def _addresses(name: str, entry: EntryConfig) -> list[str]:
         found.append(cname)
         found.extend(r.name for r in config.replicas if r.name is not None)
     return found
+
+
+# The probes live in activerecord.ops.health, a layer above this one (it observes the layers
+# below); importing activerecord installs them.
+_HealthProbe = Callable[[ConnectionRegistry, "str | None", "float | None"], "HealthReport"]
+_AsyncHealthProbe = Callable[[ConnectionRegistry, "str | None", "float | None"], "Awaitable[HealthReport]"]
+_health_probes: tuple[_HealthProbe, _AsyncHealthProbe] | None = None
+
+
+def install_health_probes(probe: _HealthProbe, aprobe: _AsyncHealthProbe) -> None:
+    """Make ``health()`` / ``ahealth()`` run ``probe`` / ``aprobe``."""
+    global _health_probes
+    _health_probes = (probe, aprobe)
+
+
+def _probes() -> tuple[_HealthProbe, _AsyncHealthProbe]:
+    if _health_probes is None:  # (only while activerecord itself is still being imported)
+        raise RuntimeError("the health probes are installed when activerecord is imported")
+    return _health_probes
 
 
 ConnectionManager = ConnectionRegistry()

@@ -3,8 +3,8 @@
 A user service and an order service each own a database; a composition layer reads both; the
 order service records events in its event store; a saga spans the order, inventory and payment
 steps with compensation; a health check probes each database. Then a service with a read replica
-and a sharded user service (`_demo_multidb`). The service classes here are the
-seed document's samples, written with the async twins.
+and a sharded user service (`_demo_multidb`); at the end, the health report of the services'
+databases. The service classes here are the seed document's samples, written with the async twins.
 """
 
 from __future__ import annotations
@@ -194,7 +194,8 @@ async def run_services_demo(workdir: Path, out: Out) -> None:
 
     for service in ("users", "orders"):
         out(f"health {service}: {await HealthCheckService.check_database_health(service)}")
-    await ConnectionManager.aclear()
+    # The async pools belong to this event loop: close them here; the services stay configured.
+    await ConnectionManager.adispose()
 
 
 def main(argv: Sequence[str] | None = None, out: Out = print) -> int:
@@ -207,6 +208,9 @@ def main(argv: Sequence[str] | None = None, out: Out = print) -> int:
         asyncio.run(run_services_demo(workdir, out))
         out("")
         run_multidb_demo(workdir / "multidb", out)
+        out("")
+        out("health report (ConnectionManager.health()): " + ConnectionManager.health().to_text())
+        ConnectionManager.clear()
     out("demo finished")
     return 0
 
