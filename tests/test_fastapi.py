@@ -77,9 +77,37 @@ def run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:
     raise AssertionError("a sync endpoint awaited real I/O")
 
 
-def make_app(io: IO) -> FastAPI:
+class _Inline:
+    """What an endpoint body calls: the async twins in async mode; in sync mode the sync methods,
+    called right where the body runs (FastAPI's thread pool for a ``def`` endpoint)."""
+
+    def __init__(self, is_async: bool) -> None:
+        self.is_async = is_async
+
+    def __call__(self, target: Any) -> Any:
+        return _InlineBound(target, self.is_async)
+
+
+class _InlineBound:
+    def __init__(self, target: Any, is_async: bool) -> None:
+        self._target = target
+        self._async = is_async
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if self._async:
+            return getattr(self._target, "a" + name)  # type: ignore[no-any-return]
+        method = getattr(self._target, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, **kwargs)
+
+        return call
+
+
+def make_app(mode: IO) -> FastAPI:
     """The service; each endpoint is written once and served as ``async def`` or as ``def``."""
     app = FastAPI()
+    io = _Inline(mode.is_async)
 
     @app.exception_handler(ValidationError)
     async def invalid(request: Request, exc: ValidationError) -> JSONResponse:
