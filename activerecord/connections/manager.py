@@ -151,7 +151,7 @@ class ConnectionRegistry:
         with self._lock:
             for engines in list(self._retired):
                 if in_use(engines) == 0:
-                    if engines._async is None:
+                    if not engines.async_engines():
                         engines.dispose()
                         self._retired.remove(engines)
                     else:

@@ -20,6 +20,7 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError, Retry
 from .faults import ErrorClass
+from .options import ConnectOptions
 
 #: A bind or result processor: one value in, one value out.
 Processor = Callable[[Any], Any]
@@ -58,6 +59,10 @@ class Backend(Protocol):
     rows_per_statement: ClassVar[int | None] = None
     #: Writes have a position (such as a WAL LSN) that a replica's replay can be compared with.
     has_write_positions: ClassVar[bool] = False
+    #: The module each driver imports, checked at configure time (a driver not listed is not checked).
+    driver_modules: ClassVar[Mapping[str, str]] = {}
+    #: The package extra that installs this backend's drivers: ``pip install 'activerecord[EXTRA]'``.
+    extra: ClassVar[str | None] = None
 
     def classify_error(self, error: BaseException, is_disconnect: bool) -> tuple[ErrorClass | None, Retry]:
         """The SQLAlchemy class a driver error should surface as (None: the driver's own mapping
@@ -84,6 +89,13 @@ class Backend(Protocol):
         """The URL an engine is created from: where activerecord registered a dialect of its own
         for the driver, the URL names it (see `register_dialects`)."""
         return url
+
+    def connect_args(self, url: URL, options: ConnectOptions) -> dict[str, Any]:
+        """The driver-neutral ``options`` as the connect arguments of ``url``'s driver (the
+        engine's URL: it names activerecord's own dialect where there is one). Connect
+        arguments the configuration gives (``connect_args``, ``sync_connect_args``, ...) are
+        laid over these."""
+        return {}
 
     def engine_options(self, url: URL, options: Mapping[str, Any]) -> dict[str, Any]:
         """The keyword arguments of ``create_engine`` for ``url`` given the configured ones."""
