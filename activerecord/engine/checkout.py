@@ -63,13 +63,13 @@ class _Held:
         self.reported = False
 
 
-def install(engine: Engine, seconds: float | None) -> None:
-    """Warn about connections of ``engine`` checked out longer than ``seconds`` (None: never)."""
+def install(engine: Engine, seconds: float | None, name: str) -> None:
+    """Warn about connections of ``engine`` checked out longer than ``seconds`` (None: never);
+    ``name`` says which database in the message (a URL with its password masked)."""
     if seconds is None:
         return
     held: dict[int, _Held] = {}
     lock = threading.Lock()
-    name = engine.url.render_as_string(hide_password=True)
 
     def report(entry: _Held, now: float, state: str) -> None:
         entry.reported = True

@@ -136,7 +136,7 @@ class NodeEngines:
     def _instrument(self, engine: Engine) -> None:
         _faults.install(engine, backend_for(self.node.backend).classify_error)
         _timeouts.install(engine)
-        _checkout.install(engine, self.node.checkout_warning)
+        _checkout.install(engine, self.node.checkout_warning, self.node.safe_url)
 
     async def _close_with_loop(self, entry: _LoopEngine) -> None:
         try:
