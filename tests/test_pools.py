@@ -204,3 +204,36 @@ async def test_statement_timeout_is_set_per_connection(
         assert conn.exec_driver_sql(sql).scalar() == expected
     async with ConnectionManager.async_engine("capped").connect() as aconn:
         assert (await aconn.exec_driver_sql(sql)).scalar() == expected
+
+
+@pytest.mark.backends("postgresql", "mysql")
+async def test_required_tls_is_never_silently_plain_text(
+    db: IO, backend_dbs: BackendDatabases, named: list[str]
+) -> None:
+    # The test servers offer no TLS: a node that requires it must not connect in plain text.
+    named.extend(["tls", "plain"])
+    config = backend_dbs.config("default")
+    ConnectionManager.configure({"tls": {**config, "ssl": "require"}, "plain": {**config, "ssl": "disable"}})
+    with pytest.raises(sa.exc.OperationalError):
+        await asyncio.to_thread(ConnectionManager.connect, "tls")
+    with pytest.raises(sa.exc.OperationalError):
+        await ConnectionManager.aconnect("tls")
+    await asyncio.to_thread(ConnectionManager.connect, "plain")
+    await ConnectionManager.aconnect("plain")
+
+
+def test_ssl_modes_mean_what_they_mean_to_libpq() -> None:
+    import ssl
+
+    from activerecord.dialects.options import SSLOptions, ssl_context
+
+    ca = ssl.get_default_verify_paths().cafile
+    if ca is None:
+        pytest.skip("no CA bundle on this system")
+    assert ssl_context(SSLOptions("prefer")) is None  # a context cannot fall back to plain text
+    require = ssl_context(SSLOptions("require"))
+    assert require is not None and require.verify_mode == ssl.CERT_NONE and not require.check_hostname
+    checked = ssl_context(SSLOptions("require", ca=ca))
+    assert checked is not None and checked.verify_mode == ssl.CERT_REQUIRED and not checked.check_hostname
+    full = ssl_context(SSLOptions("verify-full", ca=ca))
+    assert full is not None and full.verify_mode == ssl.CERT_REQUIRED and full.check_hostname

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -111,6 +112,15 @@ def _statement_timeout_sql(server_info: str, seconds: float) -> str:
     return f"SET SESSION max_execution_time = {max(1, round(seconds * 1000))}"
 
 
+def _refuse_plain_text(connection: Any, encrypted: bool, driver: str) -> None:
+    """The drivers go on in plain text when the server offers no TLS, even when given a TLS
+    context; a connection that asked for TLS and did not get it is closed and refused."""
+    if not encrypted:
+        connection.close()
+        errors = importlib.import_module(f"{driver}.err" if driver == "pymysql" else f"{driver}.errors")
+        raise errors.OperationalError(2026, "TLS was required (ssl), but the server does not offer it")
+
+
 class PyMySQLDialect(UTCConverting, MySQLDialect_pymysql):
     """PyMySQL with activerecord's converters, keepalives, statement timeout, and a connect
     bounded by ``connect_timeout`` (PyMySQL's own covers the TCP connect only: the handshake
@@ -131,6 +141,8 @@ class PyMySQLDialect(UTCConverting, MySQLDialect_pymysql):
         if connect_timeout and (read_timeout is None or read_timeout > connect_timeout):
             cparams["read_timeout"] = connect_timeout
         connection: Any = super().connect(*cargs, **cparams)
+        if isinstance(cparams.get("ssl"), ssl.SSLContext):
+            _refuse_plain_text(connection, isinstance(getattr(connection, "_sock", None), ssl.SSLSocket), "pymysql")
         if hasattr(connection, "_read_timeout"):
             connection._read_timeout = read_timeout  # from the next read on (PyMySQL re-applies it)
         set_keepalives(getattr(connection, "_sock", None), keepalives)
@@ -160,6 +172,9 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
         async def connect(*args: Any, **kwargs: Any) -> Any:
             connection = await asyncio.wait_for(open_connection(*args, **kwargs), connect_timeout)
             transport = getattr(connection, "_transport", None)
+            if isinstance(kwargs.get("ssl"), ssl.SSLContext):
+                encrypted = transport is not None and transport.get_extra_info("sslcontext") is not None
+                _refuse_plain_text(connection, encrypted, "asyncmy")
             set_keepalives(None if transport is None else transport.get_extra_info("socket"), keepalives)
             if statement_timeout is not None:
                 async with connection.cursor() as cursor:
