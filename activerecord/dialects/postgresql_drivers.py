@@ -36,29 +36,32 @@ def _connection_class() -> Any:
     import psycopg
 
     wait_timeout: type[Exception] | None = getattr(psycopg.errors, "_WaitTimeout", None)
-    if wait_timeout is None or "timeout" not in inspect.signature(psycopg.Connection.wait).parameters:
+    parameters = inspect.signature(psycopg.Connection.wait).parameters
+    if wait_timeout is None or "timeout" not in parameters or "interval" not in parameters:
         warnings.warn(
             "this psycopg version offers no wait timeout: read_timeout is not applied on psycopg",
             RuntimeWarning,
             stacklevel=2,
         )
         return psycopg.Connection
+    default_interval: float = parameters["interval"].default
 
     class ReadTimeoutConnection(psycopg.Connection):
         read_timeout: float | None = None
 
-        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
-            if timeout is None:
-                timeout = self.read_timeout
+        def wait(self, gen: Any, interval: float = default_interval, timeout: float | None = None) -> Any:
+            if timeout is not None or self.read_timeout is None:
+                return super().wait(gen, interval, timeout)  # psycopg's own bounded wait: its handling
+            timeout = self.read_timeout
             try:
                 return super().wait(gen, interval, timeout)
-            except wait_timeout:  # type: ignore[misc]  # (not None here)
+            except wait_timeout as timed_out:  # type: ignore[misc]  # (not None here)
                 # Mid-protocol: the connection cannot be used again. Closed, SQLAlchemy
                 # takes the error for a disconnect and drops it from the pool.
                 self.close()
                 raise psycopg.OperationalError(
                     f"no reply from the server within {timeout:g}s (read_timeout); the connection is closed"
-                ) from None
+                ) from timed_out
 
     return ReadTimeoutConnection
 
