@@ -123,3 +123,25 @@ async def test_an_engine_for_the_running_loop_is_not_handed_to_another(db: IO) -
     there = _in_thread(lambda: asyncio.run(elsewhere()))
     assert there is not here
     assert ConnectionManager.async_engine("default") is here
+
+
+async def test_a_loop_closed_without_asyncio_run_is_dropped_at_the_next_loop(
+    db: IO, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = ConnectionManager.node("default")
+    before = len(node.async_engines())
+
+    def script() -> tuple[int, int]:
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(_work("manual"))
+        loop.close()  # its tasks were never cancelled: the pool could not be closed on it
+        return asyncio.run(_work("after"))
+
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings():
+        # The dropped connections' sockets are closed by the garbage collector (documented).
+        warnings.simplefilter("ignore", ResourceWarning)
+        count, _ = _in_thread(script)
+        gc.collect()
+    assert count == 2
+    assert len(node.async_engines()) == before
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
