@@ -237,3 +237,21 @@ def test_ssl_modes_mean_what_they_mean_to_libpq() -> None:
     assert checked is not None and checked.verify_mode == ssl.CERT_REQUIRED and not checked.check_hostname
     full = ssl_context(SSLOptions("verify-full", ca=ca))
     assert full is not None and full.verify_mode == ssl.CERT_REQUIRED and full.check_hostname
+
+
+@pytest.mark.modes("sync")  # (the pool events are the same in both modes: checked above in both)
+async def test_a_connection_still_out_is_reported_at_the_next_checkout(
+    db: IO, backend_dbs: BackendDatabases, named: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    named.append("leaky")
+    ConnectionManager.configure({"leaky": {**backend_dbs.config("default"), "checkout_warning": 0.1}})
+    engine = ConnectionManager.engine("leaky")
+    with caplog.at_level(logging.WARNING, logger="activerecord.pool"):
+        leaked = engine.connect()  # never returned in time
+        await asyncio.sleep(0.2)
+        with engine.connect():
+            pass
+        assert len(caplog.records) == 1 and "still out" in caplog.records[0].getMessage()
+        assert "test_a_connection_still_out_is_reported_at_the_next_checkout" in caplog.records[0].getMessage()
+        leaked.close()
+        assert len(caplog.records) == 1  # reported once

@@ -100,11 +100,10 @@ async def test_statement_timeout_ends_a_long_statement_on_the_server(
     await _select(mode, name)  # the connection is still good
 
 
+@pytest.mark.modes("async")  # (the sync driver is measured in the same run, at the same time)
 async def test_the_default_connect_bound_holds_for_every_driver_at_once(
-    db: IO, mode: str, proxied: Callable[..., tuple[str, Proxy]]
+    db: IO, proxied: Callable[..., tuple[str, Proxy]]
 ) -> None:
-    if mode == "sync":
-        pytest.skip("sync and async are measured together in the async run")
     name, proxy = proxied("default_bound")
     proxy.blackhole()
     # Both drivers at once: one default bound of waiting, not two.
