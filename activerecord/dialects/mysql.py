@@ -187,6 +187,9 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
 registry.register("mysql.activerecord_pymysql", __name__, "PyMySQLDialect")
 registry.register("mysql.activerecord_asyncmy", __name__, "AsyncmyDialect")
 _REGISTERED = {"pymysql": "activerecord_pymysql", "asyncmy": "activerecord_asyncmy"}
+# The drivers whose arguments `MySQL.connect_args` knows: PyMySQL and asyncmy, with or without
+# activerecord's dialects.
+_TRANSLATED = frozenset({*_REGISTERED, *_REGISTERED.values()})
 
 
 def _lock_acquired(conn: Connection, name: str, seconds: int) -> bool:
@@ -238,6 +241,8 @@ class MySQL(Backend):
         ``read_timeout`` (and PyMySQL's ``write_timeout``), ``ssl`` (a context), ``program_name``; keepalives
         and the statement timeout (a session variable) through activerecord's dialects only."""
         args: dict[str, Any] = {}
+        if url.get_driver_name() not in _TRANSLATED:
+            return args  # (aiomysql, mysqlclient, ... name their arguments differently: connect_args)
         if options.connect_timeout is not None:
             args["connect_timeout"] = options.connect_timeout
         if options.read_timeout is not None:

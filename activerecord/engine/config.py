@@ -222,7 +222,9 @@ def _check_drivers(connection: str, backend: str, drivers: tuple[str, ...]) -> N
     for driver in drivers:
         module = settings.driver_modules.get(driver)
         if module is not None and importlib.util.find_spec(module.split(".")[0]) is None:
-            install = f"pip install 'activerecord[{settings.extra}]'" if settings.extra else f"install {module}"
+            ours = driver in (settings.sync_driver, settings.async_driver) and settings.extra is not None
+            # The extra installs the backend's default drivers; another driver is the user's own choice.
+            install = f"pip install 'activerecord[{settings.extra}]'" if ours else f"install the package of {module!r}"
             raise ConfigurationError(
                 f"connection {connection!r}: the {backend} driver {driver!r} is not installed ({install})"
             )
