@@ -118,7 +118,7 @@ async def test_engines_are_lazy_and_disposable() -> None:
     registry = ConnectionRegistry()
     registry.configure({"f": {"driver": "sqlite", "database": ":memory:"}})
     node = registry.node("f")
-    assert node._sync is None and node._async is None
+    assert node._sync is None and not node.async_engines()
     engine = registry.engine("f")
     assert registry.engine("f") is engine
     registry.dispose()

@@ -95,7 +95,8 @@ def test_engines_use_activerecords_registered_dialects_where_it_has_them() -> No
     own = parse_node("m", {"url": "mysql://u@h/d", "connect_args": {"conv": {}}})
     assert engine_args(own, own.sync_url)[0].drivername == "mysql+pymysql"
     pg = parse_node("p", {"url": "postgresql://u@h/d"})
-    assert engine_args(pg, pg.sync_url)[0].drivername == "postgresql+psycopg"
+    assert engine_args(pg, pg.sync_url)[0].drivername == "postgresql+activerecord_psycopg"
+    assert engine_args(pg, pg.async_url)[0].drivername == "postgresql+activerecord_asyncpg"
 
 
 def test_sqlite_waits_on_a_busy_timeout_unless_given_its_own() -> None:

@@ -7,6 +7,7 @@ instance only serves to check configuration in isolation (the tests do).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -154,7 +155,7 @@ class ConnectionRegistry:
         with self._lock:
             for engines in list(self._retired):
                 if in_use(engines) == 0:
-                    if engines._async is None:
+                    if not engines.async_engines():
                         engines.dispose()
                         self._retired.remove(engines)
                     else:
@@ -304,6 +305,44 @@ class ConnectionRegistry:
     async def ahealth(self, name: str | None = None, *, timeout: float | None = None) -> HealthReport:
         """`health`, probing the async pools."""
         return await _probes()[1](self, name, timeout)
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def _nodes_of(self, name: str | None) -> list[NodeEngines]:
+        if name is None:
+            return self._all_engines()
+        if name in self._groups:
+            nodes: dict[int, NodeEngines] = {}
+            for shard in self._groups[name]:
+                nodes.update((id(e), e) for e in self.cluster(shard).all_engines())
+            return list(nodes.values())
+        return self.cluster(name).all_engines()
+
+    def connect(self, name: str | None = None) -> None:
+        """Open the sync pools now: one connection to every node (primaries and replicas) of
+        connection ``name``, or of every connection, proving each reachable.
+
+        A service calls it at start-up so that its first requests do not wait on connection
+        setup, and so that a node that is down is found before traffic arrives: its
+        `sqlalchemy.exc.OperationalError` is raised here. Nodes are tried one after another.
+        """
+        for node in self._nodes_of(name):
+            with node.sync.connect():
+                pass  # checked out and returned: the pool now holds one open connection
+
+    async def aconnect(self, name: str | None = None) -> None:
+        """`connect` for the async pools of the running event loop, every node at once; the
+        first node's error is raised once every attempt has ended."""
+        nodes = self._nodes_of(name)
+
+        async def open_one(node: NodeEngines) -> None:
+            async with node.async_.connect():
+                pass
+
+        outcomes = await asyncio.gather(*(open_one(node) for node in nodes), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     # -- disposal -----------------------------------------------------------------------------
 

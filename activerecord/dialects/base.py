@@ -19,6 +19,7 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError, Retry
 from .faults import Classified
+from .options import ConnectOptions
 
 #: A bind or result processor: one value in, one value out.
 Processor = Callable[[Any], Any]
@@ -59,6 +60,10 @@ class Backend(Protocol):
     has_write_positions: ClassVar[bool] = False
     #: SELECT ... FOR UPDATE locks rows (SQLite has no row locks: one writer holds the file).
     locks_rows: ClassVar[bool] = True
+    #: The module each driver imports, checked at configure time (a driver not listed is not checked).
+    driver_modules: ClassVar[Mapping[str, str]] = {}
+    #: The package extra that installs this backend's drivers: ``pip install 'activerecord[EXTRA]'``.
+    extra: ClassVar[str | None] = None
 
     def skips_locked_rows(self, dialect: Dialect) -> bool:
         """``FOR UPDATE SKIP LOCKED`` works on the server behind ``dialect``."""
@@ -89,6 +94,13 @@ class Backend(Protocol):
         """The URL an engine is created from: where activerecord registered a dialect of its own
         for the driver, the URL names it (see `register_dialects`)."""
         return url
+
+    def connect_args(self, url: URL, options: ConnectOptions) -> dict[str, Any]:
+        """The driver-neutral ``options`` as the connect arguments of ``url``'s driver (the
+        engine's URL: it names activerecord's own dialect where there is one). Connect
+        arguments the configuration gives (``connect_args``, ``sync_connect_args``, ...) are
+        laid over these."""
+        return {}
 
     def engine_options(self, url: URL, options: Mapping[str, Any]) -> dict[str, Any]:
         """The keyword arguments of ``create_engine`` for ``url`` given the configured ones."""

@@ -15,7 +15,9 @@ FLOAT and DOUBLE columns are read as the drivers decode them (`_DriverFloat`). B
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -32,6 +34,7 @@ from sqlalchemy.types import TypeEngine
 from ..errors import MigrationLockError
 from .base import Backend
 from .faults import Classified, classify_mysql
+from .options import ConnectOptions, Keepalives, set_keepalives, ssl_context
 from .utc import naive_to_utc, utc_text
 
 #: MySQL's type code of a DATETIME column in a result, as the drivers report it.
@@ -97,8 +100,32 @@ def _with_converters(connect: ConnectArgsType, driver: str) -> ConnectArgsType:
     return args, {**kwargs, "conv": _conversions(driver)}
 
 
+#: Connect arguments that activerecord's dialects take off before calling the driver.
+KEEPALIVES_ARG = "activerecord_keepalives"
+STATEMENT_TIMEOUT_ARG = "activerecord_statement_timeout"
+
+
+def _statement_timeout_sql(server_info: str, seconds: float) -> str:
+    # MariaDB bounds every statement (seconds); MySQL only SELECTs (milliseconds).
+    if "mariadb" in server_info.lower():
+        return f"SET SESSION max_statement_time = {seconds:g}"
+    return f"SET SESSION max_execution_time = {max(1, round(seconds * 1000))}"
+
+
+def _refuse_plain_text(connection: Any, encrypted: bool, driver: str) -> None:
+    """The drivers go on in plain text when the server offers no TLS, even when given a TLS
+    context; a connection that asked for TLS and did not get it is closed and refused."""
+    if not encrypted:
+        connection.close()
+        errors = importlib.import_module(f"{driver}.err" if driver == "pymysql" else f"{driver}.errors")
+        raise errors.OperationalError(2026, "TLS was required (ssl), but the server does not offer it")
+
+
 class PyMySQLDialect(UTCConverting, MySQLDialect_pymysql):
-    """PyMySQL with activerecord's converters."""
+    """PyMySQL with activerecord's converters, keepalives, statement timeout, and a connect
+    bounded by ``connect_timeout`` (PyMySQL's own covers the TCP connect only: the handshake
+    then reads with ``read_timeout``, so a host that accepts and never answers held a connect
+    for as long as that)."""
 
     supports_statement_cache = True
     colspecs = {**MySQLDialect_pymysql.colspecs, sqltypes.Float: _DriverFloat}
@@ -106,9 +133,29 @@ class PyMySQLDialect(UTCConverting, MySQLDialect_pymysql):
     def create_connect_args(self, url: URL, _translate_args: dict[str, Any] | None = None) -> ConnectArgsType:
         return _with_converters(super().create_connect_args(url, _translate_args), "pymysql")
 
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)
+        statement_timeout: float | None = cparams.pop(STATEMENT_TIMEOUT_ARG, None)
+        read_timeout = cparams.get("read_timeout")
+        connect_timeout = cparams.get("connect_timeout")
+        if connect_timeout and (read_timeout is None or read_timeout > connect_timeout):
+            cparams["read_timeout"] = connect_timeout
+        connection: Any = super().connect(*cargs, **cparams)
+        if isinstance(cparams.get("ssl"), ssl.SSLContext):
+            _refuse_plain_text(connection, isinstance(getattr(connection, "_sock", None), ssl.SSLSocket), "pymysql")
+        if hasattr(connection, "_read_timeout"):
+            connection._read_timeout = read_timeout  # from the next read on (PyMySQL re-applies it)
+        set_keepalives(getattr(connection, "_sock", None), keepalives)
+        if statement_timeout is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(_statement_timeout_sql(connection.get_server_info(), statement_timeout))
+        return connection
+
 
 class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
-    """asyncmy with activerecord's converters."""
+    """asyncmy with activerecord's converters, keepalives, statement timeout, and a connect
+    bounded by ``connect_timeout`` as a whole (as for PyMySQL, asyncmy's own bounds the TCP
+    connect only)."""
 
     supports_statement_cache = True
     colspecs = {**MySQLDialect_asyncmy.colspecs, sqltypes.Float: _DriverFloat}
@@ -116,10 +163,33 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
     def create_connect_args(self, url: URL) -> ConnectArgsType:  # type: ignore[override]
         return _with_converters(super().create_connect_args(url), "asyncmy")
 
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)
+        statement_timeout: float | None = cparams.pop(STATEMENT_TIMEOUT_ARG, None)
+        connect_timeout: float | None = cparams.get("connect_timeout")
+        open_connection = cparams.pop("async_creator_fn", None) or importlib.import_module("asyncmy").connect
+
+        async def connect(*args: Any, **kwargs: Any) -> Any:
+            connection = await asyncio.wait_for(open_connection(*args, **kwargs), connect_timeout)
+            transport = getattr(connection, "_transport", None)
+            if isinstance(kwargs.get("ssl"), ssl.SSLContext):
+                encrypted = transport is not None and transport.get_extra_info("sslcontext") is not None
+                _refuse_plain_text(connection, encrypted, "asyncmy")
+            set_keepalives(None if transport is None else transport.get_extra_info("socket"), keepalives)
+            if statement_timeout is not None:
+                async with connection.cursor() as cursor:
+                    await cursor.execute(_statement_timeout_sql(connection.get_server_info(), statement_timeout))
+            return connection
+
+        return super().connect(*cargs, async_creator_fn=connect, **cparams)
+
 
 registry.register("mysql.activerecord_pymysql", __name__, "PyMySQLDialect")
 registry.register("mysql.activerecord_asyncmy", __name__, "AsyncmyDialect")
 _REGISTERED = {"pymysql": "activerecord_pymysql", "asyncmy": "activerecord_asyncmy"}
+# The drivers whose arguments `MySQL.connect_args` knows: PyMySQL and asyncmy, with or without
+# activerecord's dialects.
+_TRANSLATED = frozenset({*_REGISTERED, *_REGISTERED.values()})
 
 
 def _lock_acquired(conn: Connection, name: str, seconds: int) -> bool:
@@ -141,6 +211,14 @@ class MySQL(Backend):
     # a time, which inserted no slower. 1,000 is SQLAlchemy's own page size for multi-row
     # INSERT ... RETURNING.
     rows_per_statement: ClassVar[int | None] = 1000
+    driver_modules: ClassVar[Mapping[str, str]] = {
+        "pymysql": "pymysql",
+        "asyncmy": "asyncmy",
+        "aiomysql": "aiomysql",
+        "mysqldb": "MySQLdb",
+        "mysqlconnector": "mysql.connector",
+    }
+    extra: ClassVar[str | None] = "mysql"
 
     def skips_locked_rows(self, dialect: Dialect) -> bool:
         version = tuple(dialect.server_version_info or ())
@@ -163,6 +241,32 @@ class MySQL(Backend):
         if registered is None or "conv" in (options.get("connect_args") or {}):
             return url
         return url.set(drivername=f"mysql+{registered}")
+
+    def connect_args(self, url: URL, options: ConnectOptions) -> dict[str, Any]:
+        """PyMySQL's and asyncmy's arguments (they share them): ``connect_timeout``,
+        ``read_timeout`` (and PyMySQL's ``write_timeout``), ``ssl`` (a context), ``program_name``; keepalives
+        and the statement timeout (a session variable) through activerecord's dialects only."""
+        args: dict[str, Any] = {}
+        if url.get_driver_name() not in _TRANSLATED:
+            return args  # (aiomysql, mysqlclient, ... name their arguments differently: connect_args)
+        if options.connect_timeout is not None:
+            args["connect_timeout"] = options.connect_timeout
+        if options.read_timeout is not None:
+            args["read_timeout"] = options.read_timeout
+            if url.get_driver_name() in ("pymysql", "activerecord_pymysql"):
+                args["write_timeout"] = options.read_timeout  # (asyncmy has none)
+        if options.application_name is not None:
+            args["program_name"] = options.application_name
+        if options.ssl is not None:
+            context = ssl_context(options.ssl)
+            if context is not None:
+                args["ssl"] = context
+        if url.get_driver_name() in _REGISTERED.values():
+            if options.keepalives is not None:
+                args[KEEPALIVES_ARG] = options.keepalives
+            if options.statement_timeout is not None:
+                args[STATEMENT_TIMEOUT_ARG] = options.statement_timeout
+        return args
 
     def datetime_type(self) -> TypeEngine[Any] | None:
         # Microsecond precision, which MySQL's DATETIME drops by default.

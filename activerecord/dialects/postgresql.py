@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects import postgresql as sa_postgresql
+from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
@@ -15,6 +17,8 @@ from sqlalchemy.types import TypeEngine
 from ..errors import MigrationLockError
 from .base import Backend, ReplicaStatus, aware_utc_reader
 from .faults import Classified, classify_postgresql
+from .options import ConnectOptions, ssl_context
+from .postgresql_drivers import KEEPALIVES_ARG, READ_TIMEOUT_ARG
 
 #: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
 TIMESTAMPTZ_OID = 1184
@@ -27,6 +31,64 @@ _STATUS = text(
     "CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
     "ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) END"
 )
+
+
+registry.register("postgresql.activerecord_psycopg", "activerecord.dialects.postgresql_drivers", "PsycopgDialect")
+registry.register("postgresql.activerecord_asyncpg", "activerecord.dialects.postgresql_drivers", "AsyncpgDialect")
+_REGISTERED = {"psycopg": "activerecord_psycopg", "asyncpg": "activerecord_asyncpg"}
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+def _libpq_args(url: URL, options: ConnectOptions) -> dict[str, Any]:
+    """The options as libpq parameters (psycopg, sync and async)."""
+    args: dict[str, Any] = {}
+    if options.connect_timeout is not None:
+        # Whole seconds; libpq (and psycopg after it) takes anything under 2 as 2.
+        args["connect_timeout"] = max(2, math.ceil(options.connect_timeout))
+    if options.statement_timeout is not None:
+        given = url.query.get("options")
+        setting = f"-c statement_timeout={_milliseconds(options.statement_timeout)}"
+        args["options"] = setting if not given else f"{given} {setting}"
+    if options.application_name is not None:
+        args["application_name"] = options.application_name
+    if options.ssl is not None:
+        args["sslmode"] = options.ssl.mode
+        for key, value in (("sslrootcert", options.ssl.ca), ("sslcert", options.ssl.cert), ("sslkey", options.ssl.key)):
+            if value is not None:
+                args[key] = value
+    if options.keepalives is not None:
+        keepalives = options.keepalives
+        args.update(
+            keepalives=1,
+            keepalives_idle=keepalives.idle,
+            keepalives_interval=keepalives.interval,
+            keepalives_count=keepalives.count,
+            tcp_user_timeout=keepalives.user_timeout_ms,
+        )
+    return args
+
+
+def _asyncpg_args(options: ConnectOptions) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if options.connect_timeout is not None:
+        args["timeout"] = options.connect_timeout
+    if options.read_timeout is not None:
+        args["command_timeout"] = options.read_timeout
+    settings: dict[str, str] = {}
+    if options.statement_timeout is not None:
+        settings["statement_timeout"] = _milliseconds(options.statement_timeout)
+    if options.application_name is not None:
+        settings["application_name"] = options.application_name
+    if settings:
+        args["server_settings"] = settings
+    if options.ssl is not None:
+        files = (options.ssl.ca, options.ssl.cert, options.ssl.key) != (None, None, None)
+        # asyncpg reads a mode itself (with libpq's fallbacks); certificate files need a context.
+        args["ssl"] = ssl_context(options.ssl) if files else options.ssl.mode
+    return args
 
 
 def _lock_key(name: str) -> int:
@@ -46,6 +108,13 @@ class PostgreSQL(Backend):
     keeps_time_zone: ClassVar[bool] = True
     nulls_sort_large: ClassVar[bool] = True
     has_write_positions: ClassVar[bool] = True
+    driver_modules: ClassVar[Mapping[str, str]] = {
+        "psycopg": "psycopg",
+        "psycopg_async": "psycopg",
+        "asyncpg": "asyncpg",
+        "psycopg2": "psycopg2",
+    }
+    extra: ClassVar[str | None] = "postgresql"
 
     def skips_locked_rows(self, dialect: Dialect) -> bool:
         return True  # since 9.5
@@ -60,6 +129,25 @@ class PostgreSQL(Backend):
         listed = tuple(f"{host}:{port or self.default_port}" for host, port in hosts)
         query = {"host": listed, "target_session_attrs": url.query.get("target_session_attrs", "read-write")}
         return url.set(host=None, port=None).update_query_dict(query)
+
+    def engine_url(self, url: URL, options: Mapping[str, Any]) -> URL:
+        registered = _REGISTERED.get(url.get_driver_name())
+        return url if registered is None else url.set(drivername=f"postgresql+{registered}")
+
+    def connect_args(self, url: URL, options: ConnectOptions) -> dict[str, Any]:
+        """libpq parameters for psycopg; ``timeout``, ``command_timeout``, ``server_settings`` and
+        ``ssl`` for asyncpg. The read timeout reaches psycopg through activerecord's dialect only;
+        psycopg's async mode has none (keepalives and ``tcp_user_timeout`` still apply)."""
+        driver = url.get_driver_name()
+        if driver in ("asyncpg", "activerecord_asyncpg"):
+            args = _asyncpg_args(options)
+            if driver == "activerecord_asyncpg" and options.keepalives is not None:
+                args[KEEPALIVES_ARG] = options.keepalives
+            return args
+        args = _libpq_args(url, options)
+        if driver == "activerecord_psycopg" and options.read_timeout is not None:
+            args[READ_TIMEOUT_ARG] = options.read_timeout
+        return args
 
     def json_type(self) -> TypeEngine[Any] | None:
         # JSONB indexes and compares, which JSON does not.

@@ -6,7 +6,9 @@ form masks them, and every repr here goes through that masking.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib.util
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +16,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..dialects import BACKENDS, backend_for
+from ..dialects.options import SSL_MODES, ConnectOptions, Keepalives, SSLOptions
 from ..errors import ConfigurationError
 
 _URL_KEYS = {"driver", "host", "port", "database", "user", "username", "password", "options", "url"}
-# Passed to create_engine / create_async_engine unchanged.
+# Passed to create_engine / create_async_engine (after the checks in `_engine_options`).
 _ENGINE_KEYS = {
     "pool_size",
     "max_overflow",
@@ -28,9 +31,15 @@ _ENGINE_KEYS = {
     "echo",
     "echo_pool",
     "connect_args",
+    "sync_connect_args",
+    "async_connect_args",
     "isolation_level",
 }
-NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | {"weight"})
+# Driver-neutral connect options, translated per driver by the backend (`ConnectOptions`).
+_CONNECT_KEYS = {"connect_timeout", "read_timeout", "statement_timeout", "application_name", "ssl", "keepalives"}
+NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | _CONNECT_KEYS | {"weight", "checkout_warning"})
+# The connect arguments given for one mode only: the rest of `_ENGINE_KEYS` serves both.
+_MODE_ARGS = ("sync_connect_args", "async_connect_args")
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,9 @@ class NodeConfig:
     sync_url: URL
     async_url: URL
     engine_options: Mapping[str, Any] = field(default_factory=dict)
+    connect_options: ConnectOptions = field(default_factory=ConnectOptions)
+    #: Seconds after which a checked-out connection is reported (None: never; see `engine.checkout`).
+    checkout_warning: float | None = None
     weight: float = 1.0
     # For an in-memory SQLite database shared by the sync and the async engine: the URI that a
     # keeper connection holds open so that the database outlives its pooled connections.
@@ -76,10 +88,146 @@ def _with_driver(url: URL, backend: str, driver: str) -> URL:
 def engine_args(node: NodeConfig, url: URL) -> tuple[URL, dict[str, Any]]:
     """The URL and keyword arguments to create an engine for ``url`` (``node.sync_url`` or
     ``node.async_url``) with. Where activerecord registered a dialect of its own for the driver
-    (SQLite's transaction control, MySQL's UTC converters), the URL names it as its driver."""
+    (SQLite's transaction control, MySQL's UTC converters), the URL names it as its driver.
+
+    The connect arguments are, each over the one before: the driver-neutral options as the
+    driver takes them, ``connect_args``, and ``sync_connect_args`` or ``async_connect_args``.
+    """
     backend = backend_for(node.backend)
-    engine_url = backend.engine_url(url, node.engine_options)
-    return engine_url, backend.engine_options(engine_url, node.engine_options)
+    mode_args = "async_connect_args" if url == node.async_url else "sync_connect_args"
+    options = {k: v for k, v in node.engine_options.items() if k not in _MODE_ARGS}
+    given = {**(options.get("connect_args") or {}), **(node.engine_options.get(mode_args) or {})}
+    engine_url = backend.engine_url(url, {**options, "connect_args": given})
+    connect_args = {**backend.connect_args(engine_url, node.connect_options), **given}
+    if connect_args:
+        options["connect_args"] = connect_args
+    return engine_url, backend.engine_options(engine_url, options)
+
+
+def _seconds(
+    connection: str, key: str, value: Any, *, allow_none: bool = True, allow_zero: bool = False
+) -> float | None:
+    if value is None and allow_none:
+        return None
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not (number > 0 or (allow_zero and number == 0)) or math.isinf(number):
+        raise ConfigurationError(
+            f"connection {connection!r}: {key!r} must be a positive number of seconds, not {value!r}"
+        )
+    return float(number)
+
+
+def _integer(connection: str, key: str, value: Any, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigurationError(f"connection {connection!r}: {key!r} must be a whole number >= {least}, not {value!r}")
+    return value
+
+
+def _flag(connection: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"connection {connection!r}: {key!r} must be True or False, not {value!r}")
+    return value
+
+
+def _mapping(connection: str, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"connection {connection!r}: {key!r} must be a mapping, not {type(value).__name__}")
+    return dict(value)
+
+
+def _engine_options(connection: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine settings of ``raw``, checked: a pool option of the wrong type fails here, at
+    configure time, not when the first connection is made."""
+    options = {k: raw[k] for k in _ENGINE_KEYS if k in raw}
+    checks: dict[str, Callable[[Any], Any]] = {
+        "pool_size": lambda v: _integer(connection, "pool_size", v, 0),
+        "max_overflow": lambda v: _integer(connection, "max_overflow", v, -1),
+        "pool_timeout": lambda v: _seconds(connection, "pool_timeout", v, allow_none=False, allow_zero=True),
+        "pool_pre_ping": lambda v: _flag(connection, "pool_pre_ping", v),
+        "pool_use_lifo": lambda v: _flag(connection, "pool_use_lifo", v),
+    }
+    for key, check in checks.items():
+        if key in options:
+            options[key] = check(options[key])
+    if "pool_recycle" in options and options["pool_recycle"] != -1:
+        options["pool_recycle"] = _seconds(connection, "pool_recycle", options["pool_recycle"], allow_none=False)
+    for key in ("connect_args", *_MODE_ARGS):
+        if key in options:
+            options[key] = _mapping(connection, key, options[key])
+    return options
+
+
+def _ssl(connection: str, value: Any) -> SSLOptions | None:
+    if value is None:
+        return None
+    settings = {"mode": value} if isinstance(value, str) else _mapping(connection, "ssl", value)
+    unknown = set(settings) - {"mode", "ca", "cert", "key"}
+    if unknown:
+        raise ConfigurationError(f"connection {connection!r}: unknown 'ssl' setting(s) {', '.join(sorted(unknown))}")
+    mode = settings.get("mode", "verify-full" if settings.get("ca") else "require")
+    if mode not in SSL_MODES:
+        raise ConfigurationError(f"connection {connection!r}: 'ssl' mode must be one of {', '.join(SSL_MODES)}")
+    files = {k: settings.get(k) for k in ("ca", "cert", "key")}
+    if any(v is not None and not isinstance(v, str) for v in files.values()):
+        raise ConfigurationError(f"connection {connection!r}: 'ssl' ca, cert and key are file paths")
+    return SSLOptions(mode, **files)
+
+
+def _keepalives(connection: str, value: Any) -> Keepalives | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Keepalives()
+    settings = _mapping(connection, "keepalives", value)
+    unknown = set(settings) - {"idle", "interval", "count"}
+    if unknown:
+        raise ConfigurationError(
+            f"connection {connection!r}: unknown 'keepalives' setting(s) {', '.join(sorted(unknown))}"
+        )
+    return Keepalives(**{k: _integer(connection, f"keepalives.{k}", v, 1) for k, v in settings.items()})
+
+
+def _connect_options(connection: str, raw: Mapping[str, Any], has_server: bool) -> ConnectOptions:
+    given = {k: raw[k] for k in _CONNECT_KEYS if k in raw}
+    if given and not has_server:
+        raise ConfigurationError(
+            f"connection {connection!r}: {', '.join(sorted(given))} apply to database servers, not to SQLite "
+            "(whose busy timeout is connect_args={'timeout': seconds})"
+        )
+    defaults = ConnectOptions()
+    name = raw.get("application_name")
+    if name is not None and not isinstance(name, str):
+        raise ConfigurationError(f"connection {connection!r}: 'application_name' must be a string")
+    statement_timeout = _seconds(connection, "statement_timeout", raw.get("statement_timeout"))
+    if "read_timeout" in raw:
+        read_timeout = _seconds(connection, "read_timeout", raw["read_timeout"])
+    else:
+        read_timeout = defaults.read_timeout
+        if read_timeout is not None and statement_timeout is not None and statement_timeout >= read_timeout:
+            # The server's own error must come first: it names the statement and keeps the connection.
+            read_timeout = statement_timeout + 5
+    return ConnectOptions(
+        connect_timeout=_seconds(connection, "connect_timeout", raw.get("connect_timeout", defaults.connect_timeout)),
+        read_timeout=read_timeout,
+        statement_timeout=statement_timeout,
+        application_name=name,
+        ssl=_ssl(connection, raw.get("ssl")),
+        keepalives=_keepalives(connection, raw.get("keepalives", True)) if has_server else None,
+    )
+
+
+def _check_drivers(connection: str, backend: str, drivers: tuple[str, ...]) -> None:
+    """Fail at configure time, naming the extra to install, when a driver is missing."""
+    settings = backend_for(backend)
+    for driver in drivers:
+        module = settings.driver_modules.get(driver)
+        if module is not None and importlib.util.find_spec(module.split(".")[0]) is None:
+            ours = driver in (settings.sync_driver, settings.async_driver) and settings.extra is not None
+            # The extra installs the backend's default drivers; another driver is the user's own choice.
+            install = f"pip install 'activerecord[{settings.extra}]'" if ours else f"install the package of {module!r}"
+            raise ConfigurationError(
+                f"connection {connection!r}: the {backend} driver {driver!r} is not installed ({install})"
+            )
 
 
 def _port(connection: str, port: Any) -> int | None:
@@ -120,7 +268,8 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
             f"connection {name!r}: unknown setting(s) {', '.join(sorted(unknown))}; "
             f"allowed: {', '.join(sorted(NODE_KEYS))}"
         )
-    engine_options = {k: raw[k] for k in _ENGINE_KEYS if k in raw}
+    engine_options = _engine_options(name, raw)
+    checkout_warning = _seconds(name, "checkout_warning", raw.get("checkout_warning"))
     weight = float(raw.get("weight", 1.0))
     if weight <= 0:
         raise ConfigurationError(f"connection {name!r}: weight must be positive")
@@ -168,11 +317,14 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
             async_driver = given[1]
         else:
             sync_driver = given[1]
+    _check_drivers(name, backend, (sync_driver, async_driver))
     return NodeConfig(
         backend=backend,
         sync_url=_with_driver(url, backend, sync_driver),
         async_url=_with_driver(url, backend, async_driver),
         engine_options=engine_options,
+        connect_options=_connect_options(name, raw, settings.default_port is not None),
+        checkout_warning=checkout_warning,
         weight=weight,
         memory_uri=memory_uri,
     )

@@ -217,7 +217,8 @@ def _probe(engine: Engine) -> _Answer:
 
 def _pools(engines: NodeEngines) -> tuple[PoolUsage, ...]:
     # The engines as they are: reading them must not create a pool the service never used.
-    opened = (("sync", engines._sync), ("async", engines._async.sync_engine if engines._async else None))
+    # One async pool per event loop that used the node.
+    opened = [("sync", engines._sync), *(("async", e.sync_engine) for e in engines.async_engines())]
     return tuple(usage for mode, engine in opened if engine is not None and (usage := _usage(mode, engine.pool)))
 
 

@@ -1,0 +1,96 @@
+"""PostgreSQL dialects of activerecord's own: psycopg with a read timeout, asyncpg with keepalives.
+
+Registered with SQLAlchemy as ``postgresql+activerecord_psycopg`` and
+``postgresql+activerecord_asyncpg`` (see `postgresql.PostgreSQL.engine_url`); SQLAlchemy imports
+this module, and with it the drivers, only when such an engine is created.
+
+- psycopg has no client-side read timeout: a statement whose reply never comes (a half-open
+  link, a stalled proxy) waits for ever, and keepalives cannot tell when the peer's kernel still
+  acknowledges. psycopg 3.2+ gives its wait loop a ``timeout``: the connection class here passes
+  ``read_timeout`` to it, closes the connection when it expires (so SQLAlchemy discards it) and
+  raises `psycopg.OperationalError`.
+- asyncpg takes no keepalive settings: they are set on its socket once connected.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from functools import cache
+from typing import Any
+
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+from .options import Keepalives, set_keepalives
+
+#: The connect argument carrying ``read_timeout`` to `PsycopgDialect.connect`.
+READ_TIMEOUT_ARG = "activerecord_read_timeout"
+#: The connect argument carrying keepalive settings to `AsyncpgDialect.connect`.
+KEEPALIVES_ARG = "activerecord_keepalives"
+
+
+@cache
+def _connection_class() -> Any:
+    """psycopg's `Connection` with ``read_timeout``, or psycopg's own where it cannot be done."""
+    import psycopg
+
+    wait_timeout: type[Exception] | None = getattr(psycopg.errors, "_WaitTimeout", None)
+    parameters = inspect.signature(psycopg.Connection.wait).parameters
+    if wait_timeout is None or "timeout" not in parameters or "interval" not in parameters:
+        warnings.warn(
+            "this psycopg version offers no wait timeout: read_timeout is not applied on psycopg",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return psycopg.Connection
+    default_interval: float = parameters["interval"].default
+
+    class ReadTimeoutConnection(psycopg.Connection):
+        read_timeout: float | None = None
+
+        def wait(self, gen: Any, interval: float = default_interval, timeout: float | None = None) -> Any:
+            if timeout is not None or self.read_timeout is None:
+                return super().wait(gen, interval, timeout)  # psycopg's own bounded wait: its handling
+            timeout = self.read_timeout
+            try:
+                return super().wait(gen, interval, timeout)
+            except wait_timeout as timed_out:  # type: ignore[misc]  # (not None here)
+                # Mid-protocol: the connection cannot be used again. Closed, SQLAlchemy
+                # takes the error for a disconnect and drops it from the pool.
+                self.close()
+                raise psycopg.OperationalError(
+                    f"no reply from the server within {timeout:g}s (read_timeout); the connection is closed"
+                ) from timed_out
+
+    return ReadTimeoutConnection
+
+
+class PsycopgDialect(PGDialect_psycopg):
+    """psycopg 3 with ``read_timeout``."""
+
+    supports_statement_cache = True
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        read_timeout = cparams.pop(READ_TIMEOUT_ARG, None)
+        connection = _connection_class().connect(*cargs, **cparams)
+        connection.read_timeout = read_timeout
+        return connection
+
+
+def driver_socket(driver_connection: Any) -> Any:
+    """The socket under an asyncio driver's connection (asyncpg, asyncmy), or None."""
+    transport = getattr(driver_connection, "_transport", None)
+    return None if transport is None else transport.get_extra_info("socket")
+
+
+class AsyncpgDialect(PGDialect_asyncpg):
+    """asyncpg with TCP keepalives."""
+
+    supports_statement_cache = True
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)
+        connection = super().connect(*cargs, **cparams)
+        set_keepalives(driver_socket(connection.driver_connection), keepalives)
+        return connection
