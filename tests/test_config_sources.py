@@ -83,6 +83,7 @@ async def test_etcd_adds_and_removes_replicas_under_read_load(registry: PatroniC
     await _start(source, mode)
     try:
         await asyncio.to_thread(Note.create_all)
+        await asyncio.to_thread(registry.wait_replayed)  # the replicas have the table before reads go there
         errors: list[BaseException] = []
         stop = threading.Event()
 

@@ -320,6 +320,27 @@ class PatroniCluster:
             "database": database,
         }
 
+    def wait_replayed(self, timeout: float = 20.0) -> None:
+        """Until every running standby has replayed everything the primary has written so far."""
+        import psycopg
+
+        def lsn(member: Member, query: str) -> int:
+            with psycopg.connect(
+                host=LOOPBACK, port=member.pg_port, user="postgres", password=PASSWORD, dbname="postgres"
+            ) as conn:
+                row = conn.execute(query.encode()).fetchone()
+                return int(row[0]) if row and row[0] is not None else -1
+
+        primary = self.primary()
+        target = lsn(primary, "SELECT pg_current_wal_lsn() - '0/0'")
+        for member in self.members:
+            if member is not primary and member.proc is not None and member.proc.poll() is None:
+                _wait(
+                    f"{member.name} replayed",
+                    lambda m=member: lsn(m, "SELECT pg_last_wal_replay_lsn() - '0/0'") >= target,
+                    timeout,
+                )
+
     def run_sql(self, sql: str, database: str = "postgres") -> None:
         """Run ``sql`` on the current primary (autocommit)."""
         import psycopg
