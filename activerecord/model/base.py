@@ -8,6 +8,7 @@ fields that differ from it, so a concurrent change to another column survives.
 
 from __future__ import annotations
 
+import decimal
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -334,8 +335,12 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             if i in json_positions:
                 if _json_snapshot(value) != old:
                     changed[name] = value
-            elif value is not old and value != old:
-                changed[name] = value
+            elif value is not old:
+                try:
+                    if value != old:
+                        changed[name] = value
+                except decimal.InvalidOperation:
+                    changed[name] = value  # a signaling NaN compares to nothing (validation refuses it)
         return changed
 
     # -- validation ---------------------------------------------------------------------------
