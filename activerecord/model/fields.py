@@ -231,11 +231,11 @@ class _IntegerField(Field[int]):
     python_types = (int,)
     type_label = "int"
 
-    @property
-    def bounds(self) -> tuple[int, int]:
-        """The smallest and largest value the column holds (16, 32 or 64 bits)."""
-        bits = 16 if isinstance(self.sa_type, SmallInteger) else 64 if isinstance(self.sa_type, BigInteger) else 32
-        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    def __init__(self, sa_type: TypeEngine[Any], **kw: Any) -> None:
+        super().__init__(sa_type, **kw)
+        bits = 16 if isinstance(sa_type, SmallInteger) else 64 if isinstance(sa_type, BigInteger) else 32
+        #: The smallest and largest value the column holds.
+        self.bounds = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
     def value_problem(self, value: Any) -> str | None:
         low, high = self.bounds
