@@ -50,6 +50,7 @@ from .fields import (
     PrimaryKeyField,
     _DateTimeField,
     _DecimalField,
+    _IntegerField,
     _JSONField,
     compile_all_valid,
     fast_check,
@@ -174,6 +175,7 @@ def _build_table(
     cls._ar_auto_now = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and f.auto_now)
     cls._ar_decimals = tuple((n, f) for n, f in fields.items() if isinstance(f, _DecimalField))
     cls._ar_protected, cls._ar_protected_saved = _protection.protected_fields(cls, fields, cls._ar_pk)
+    cls._ar_pk_bounds = pks[0].bounds if type(pks[0]) is _IntegerField else None
     pk_col = table.c[cls._ar_pk]
     cls._ar_by_pk = select(table).where(pk_col == bindparam("_ar_pk"))
     cls._ar_update_pk = table.update().where(pk_col == bindparam("_ar_pk"))
@@ -228,6 +230,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
     _ar_decimals: ClassVar[tuple[tuple[str, _DecimalField], ...]]
     _ar_protected: ClassVar[frozenset[str]]  # refused keywords of a new record (see `protection`)
     _ar_protected_saved: ClassVar[frozenset[str]]  # and of a saved one
+    _ar_pk_bounds: ClassVar[tuple[int, int] | None]  # the range of an integer key (find_by_id)
     _ar_by_pk: ClassVar[Any]
     _ar_update_pk: ClassVar[Any]
     _ar_delete_pk: ClassVar[Any]
@@ -602,7 +605,10 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         """A query for the record whose primary key is ``pk``: ``User.find_by_id(7).one()``."""
         if pk is None:
             raise QueryError(f"{cls.__name__}.find_by_id() needs a primary key, not None")
-        return Query._by_pk(cls, cls._ar_query_value(cls._ar_pk, pk))
+        bounds = cls._ar_pk_bounds
+        if bounds is None or pk.__class__ is not int or not bounds[0] <= pk <= bounds[1]:
+            pk = cls._ar_query_value(cls._ar_pk, pk)  # (an int in range is the common case, passed as is)
+        return Query._by_pk(cls, pk)
 
     @classmethod
     def create(cls: type[Self], *, using: str | None = None, **values: Any) -> Self:

@@ -268,6 +268,20 @@ _FLOAT_MIN = -1.7976931348623157e308
 _FLOAT_MAX = 1.7976931348623157e308
 
 
+_ROUNDINGS = frozenset(
+    {
+        decimal.ROUND_UP,
+        decimal.ROUND_DOWN,
+        decimal.ROUND_CEILING,
+        decimal.ROUND_FLOOR,
+        decimal.ROUND_HALF_UP,
+        decimal.ROUND_HALF_DOWN,
+        decimal.ROUND_HALF_EVEN,
+        decimal.ROUND_05UP,
+    }
+)
+
+
 class _DecimalField(Field[decimal.Decimal]):
     python_types = (decimal.Decimal, int, float)
     type_label = "Decimal"
@@ -277,9 +291,11 @@ class _DecimalField(Field[decimal.Decimal]):
         self.precision: int = sa_type.precision or 18
         self.scale: int = sa_type.scale or 0
         self.rounding = rounding
-        self.quantum = decimal.Decimal(1).scaleb(-self.scale)
-        if rounding is not None and not hasattr(decimal, str(rounding)):
+        if rounding is not None and rounding not in _ROUNDINGS:
             raise ValueError(f"rounding must be a decimal rounding mode (decimal.ROUND_HALF_EVEN...), not {rounding!r}")
+        self.quantum = decimal.Decimal(1).scaleb(-self.scale)
+        # Room for every digit of the column (the default context has 28).
+        self.context = decimal.Context(prec=self.precision + 2, rounding=rounding or decimal.ROUND_HALF_EVEN)
 
     def as_decimal(self, value: Any) -> decimal.Decimal:
         """``value`` as a `Decimal` (a float by its shortest repr: 0.1 is 0.1)."""
@@ -306,15 +322,21 @@ class _DecimalField(Field[decimal.Decimal]):
         return None
 
     def plain_types(self) -> frozenset[type]:
-        return frozenset()  # every value is measured against the precision and scale
+        # A Decimal is measured by `guard` inline; ints, floats and rounding take `check`.
+        if self.rounding is not None or self.choices is not None or self.validators:
+            return frozenset()
+        return frozenset({decimal.Decimal})
+
+    def guard(self) -> str | None:
+        # `value_problem` for a plain Decimal, inline: finite, within the digits before the point,
+        # no more places than the scale (is_finite first: NaN refuses ordering).
+        limit = 10 ** (self.precision - self.scale)
+        return f"v.is_finite() and -{limit:d} < v < {limit:d} and v.as_tuple().exponent >= {-self.scale:d}"
 
     def quantize(self, value: Any) -> decimal.Decimal:
         """``value`` with exactly ``scale`` places (rounded with ``rounding`` when it has more):
         what reading it back from the column gives."""
-        number = self.as_decimal(value)
-        # Room for every digit of the column (the default context has 28).
-        context = decimal.Context(prec=self.precision + 2, rounding=self.rounding or decimal.ROUND_HALF_EVEN)
-        return number.quantize(self.quantum, context=context)
+        return self.as_decimal(value).quantize(self.quantum, context=self.context)
 
     def query_value(self, value: Any) -> Any:
         if not self.accepts(value):
