@@ -174,6 +174,7 @@ def _build_table(
     )
     cls._ar_auto_now = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and f.auto_now)
     cls._ar_decimals = tuple((n, f) for n, f in fields.items() if isinstance(f, _DecimalField))
+    cls._ar_rounded = tuple((n, f) for n, f in cls._ar_decimals if f.rounding is not None)
     cls._ar_protected, cls._ar_protected_saved = _protection.protected_fields(cls, fields, cls._ar_pk)
     cls._ar_pk_bounds = pks[0].bounds if type(pks[0]) is _IntegerField else None
     pk_col = table.c[cls._ar_pk]
@@ -228,6 +229,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
     _ar_auto_add: ClassVar[tuple[str, ...]]
     _ar_auto_now: ClassVar[tuple[str, ...]]
     _ar_decimals: ClassVar[tuple[tuple[str, _DecimalField], ...]]
+    _ar_rounded: ClassVar[tuple[tuple[str, _DecimalField], ...]]  # those with a rounding mode
     _ar_protected: ClassVar[frozenset[str]]  # refused keywords of a new record (see `protection`)
     _ar_protected_saved: ClassVar[frozenset[str]]  # and of a saved one
     _ar_pk_bounds: ClassVar[tuple[int, int] | None]  # the range of an integer key (find_by_id)
