@@ -57,9 +57,13 @@ T = TypeVar("T")
 class Field(Generic[T]):
     """One declared field, whose values are of type ``T``. Holds the options; builds the column and checks values.
 
+    ``protected=True`` keeps a field from keyword assignment (the constructor, ``create``,
+    ``update``) outside `ActiveRecord.unprotected`.
+
     >>> class User(ActiveRecord):
     ...     name: Field[str] = StringField(max_length=100)
     ...     nickname: Field[str | None] = StringField(nullable=True)
+    ...     is_admin: Field[bool] = BooleanField(default=False, protected=True)
     """
 
     python_types: tuple[type, ...] = (object,)
@@ -471,7 +475,9 @@ class _UUIDField(Field[uuid.UUID]):
 def PrimaryKeyField(*, big: bool = False, **options: Any) -> Field[int]:  # noqa: N802
     """An auto-incrementing integer primary key (``big=True`` for BIGINT).
 
-    A model that declares no primary key gets this one as ``id``.
+    A model that declares no primary key gets this one as ``id``. The database numbers it, so
+    keywords do not set it (see `ActiveRecord.unprotected`); ``autoincrement=False`` makes it a
+    key the caller gives on a new record (ids from `generate_id`).
 
     >>> class User(ActiveRecord):
     ...     id: Field[int] = PrimaryKeyField()
@@ -491,7 +497,7 @@ def IntegerField(*, nullable: Literal[False] = False, **options: Any) -> Field[i
 @overload
 def IntegerField(*, nullable: bool, **options: Any) -> Field[int | None]: ...
 def IntegerField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
-    """A 32-bit integer. Options: nullable, default, unique, index, choices, primary_key, validators."""
+    """A 32-bit integer. Options: nullable, default, unique, index, choices, primary_key, validators, protected."""
     return _IntegerField(Integer(), nullable=nullable, **options)
 
 
