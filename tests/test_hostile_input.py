@@ -98,9 +98,10 @@ async def test_string_values_are_bound(canary: IO, name: str) -> None:
     db = canary
     await db(Author.find()).delete_all()
     stored = await _refused_or_ran(lambda: db(Author).create(name=name))
-    found = await db(Author.find().where(name=name)).count()
-    found_expr = await db(Author.find().where(Author.name == name)).count()
-    assert found == found_expr == (1 if stored is not None else 0)
+    found = await _refused_or_ran(lambda: db(Author.find().where(name=name)).count())
+    found_expr = await _refused_or_ran(lambda: db(Author.find().where(Author.name == name)).count())
+    # A value no field can hold (a NUL) is refused by the query as by create; anything else is found.
+    assert found == found_expr == (1 if stored is not None else None if "\x00" in name else 0)
     if stored is not None:
         back = await db(Author.find().where(Author.name == name)).one()
         assert back.name == name  # exactly what was written: it travelled as a parameter

@@ -8,9 +8,11 @@ fields that differ from it, so a concurrent change to another column survives.
 
 from __future__ import annotations
 
+import decimal
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
@@ -38,6 +40,7 @@ from ..query.query import Query
 from . import bulk as _bulk
 from . import features as _features
 from . import hooks as _hooks
+from . import protection as _protection
 from . import registry as _registry
 from . import serialize as _serialize
 from . import validators as _validators
@@ -47,6 +50,8 @@ from .fields import (
     Field,
     PrimaryKeyField,
     _DateTimeField,
+    _DecimalField,
+    _IntegerField,
     _JSONField,
     compile_all_valid,
     fast_check,
@@ -169,6 +174,10 @@ def _build_table(
         n for n, f in fields.items() if isinstance(f, _DateTimeField) and (f.auto_now_add or f.auto_now)
     )
     cls._ar_auto_now = tuple(n for n, f in fields.items() if isinstance(f, _DateTimeField) and f.auto_now)
+    cls._ar_decimals = tuple((n, f) for n, f in fields.items() if isinstance(f, _DecimalField))
+    cls._ar_rounded = tuple((n, f) for n, f in cls._ar_decimals if f.rounding is not None)
+    cls._ar_protected, cls._ar_protected_saved = _protection.protected_fields(cls, fields, cls._ar_pk)
+    cls._ar_pk_bounds = pks[0].bounds if type(pks[0]) is _IntegerField else None
     pk_col = table.c[cls._ar_pk]
     cls._ar_by_pk = select(table).where(pk_col == bindparam("_ar_pk"))
     cls._ar_update_pk = table.update().where(pk_col == bindparam("_ar_pk"))
@@ -220,6 +229,11 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
     _ar_server_defaults: ClassVar[tuple[str, ...]]
     _ar_auto_add: ClassVar[tuple[str, ...]]
     _ar_auto_now: ClassVar[tuple[str, ...]]
+    _ar_decimals: ClassVar[tuple[tuple[str, _DecimalField], ...]]
+    _ar_rounded: ClassVar[tuple[tuple[str, _DecimalField], ...]]  # those with a rounding mode
+    _ar_protected: ClassVar[frozenset[str]]  # refused keywords of a new record (see `protection`)
+    _ar_protected_saved: ClassVar[frozenset[str]]  # and of a saved one
+    _ar_pk_bounds: ClassVar[tuple[int, int] | None]  # the range of an integer key (find_by_id)
     _ar_by_pk: ClassVar[Any]
     _ar_update_pk: ClassVar[Any]
     _ar_delete_pk: ClassVar[Any]
@@ -232,6 +246,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         d = self.__dict__
         d.update(cls._ar_blank)  # every field, in declaration order, None until set below
         unknown: list[str] = []
+        if not cls._ar_protected.isdisjoint(values):
+            _protection.check(cls, values, cls._ar_protected)
         if values.keys() <= fields.keys():
             d.update(values)
         else:
@@ -325,8 +341,12 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             if i in json_positions:
                 if _json_snapshot(value) != old:
                     changed[name] = value
-            elif value is not old and value != old:
-                changed[name] = value
+            elif value is not old:
+                try:
+                    if value != old:
+                        changed[name] = value
+                except decimal.InvalidOperation:
+                    changed[name] = value  # a signaling NaN compares to nothing (validation refuses it)
         return changed
 
     # -- validation ---------------------------------------------------------------------------
@@ -353,8 +373,16 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             if name not in cls.__fields__:
                 raise QueryError(f"{cls.__name__} has no field {name!r}")
             column = table.c[name]
-            conditions.append(column.is_(None) if value is None else column == value)
+            conditions.append(column.is_(None) if value is None else column == cls._ar_query_value(name, value))
         return conditions
+
+    @classmethod
+    def _ar_query_value(cls, name: str, value: Any) -> Any:
+        """``value`` checked (and coerced) by field ``name``'s type for a comparison; `QueryError` if it cannot be."""
+        try:
+            return cls.__fields__[name].query_value(value)
+        except ValueError as exc:
+            raise QueryError(f"{cls.__name__}.{name}: {exc} ({type(value).__name__} {value!r:.60})") from None
 
     @classmethod
     def _ar_update_values(cls, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -380,6 +408,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
                 if d[name] is None or name in self._ar_auto_now:
                     d[name] = now
         self.validate()
+        if self._ar_decimals:
+            self._ar_quantize(d)
         values = dict(zip(self._ar_names, self._ar_get(d), strict=True))
         if values[self._ar_pk] is None:
             del values[self._ar_pk]
@@ -397,9 +427,19 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             for name in self._ar_auto_now:
                 self.__dict__[name] = changes[name] = now
         self.validate()
+        if self._ar_decimals:
+            self._ar_quantize(changes)
+            self.__dict__.update((n, changes[n]) for n, _ in self._ar_decimals if n in changes)
         if self._ar_pk in changes:
             raise QueryError(f"{type(self).__name__}: the primary key of a saved record cannot change")
         return changes
+
+    def _ar_quantize(self, values: dict[str, Any]) -> None:
+        """Decimal values of ``values`` with their column's places, as reading them back gives (validated)."""
+        for name, field in self._ar_decimals:
+            value = values.get(name)
+            if value is not None:
+                values[name] = field.quantize(value)
 
     def _ar_save_op(self, conn: Connection, pending: dict[str, Any]) -> None:
         if self._ar_saved is None:
@@ -442,13 +482,19 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         return await run_in_greenlet(self.save, using=using)
 
     def _ar_assign(self, values: Mapping[str, Any]) -> None:
+        cls = type(self)
         unknown = [k for k in values if k not in self.__fields__]
         if unknown:
-            raise UnknownFieldError(type(self).__name__, {k: ["unknown field"] for k in unknown})
+            raise UnknownFieldError(cls.__name__, {k: ["unknown field"] for k in unknown})
+        if self._ar_saved is None:
+            if not cls._ar_protected.isdisjoint(values):
+                _protection.check(cls, values, cls._ar_protected)
+        elif not cls._ar_protected_saved.isdisjoint(values):
+            _protection.check(cls, values, cls._ar_protected_saved, self.pk)
         self.__dict__.update(values)
 
     def update(self: Self, **values: Any) -> Self:
-        """Set fields and save the changes; unknown names raise before anything is set."""
+        """Set fields and save the changes; unknown and protected names raise before anything is set."""
         self._ar_assign(values)
         return self.save()
 
@@ -525,6 +571,21 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
     # -- class-level API ----------------------------------------------------------------------
 
     @classmethod
+    @contextmanager
+    def unprotected(cls) -> Iterator[None]:
+        """Let keywords set this model's protected fields inside the block (imports, fixtures, tests).
+
+        Protected are the auto-increment primary key, the lock version, automatic timestamps,
+        the soft-delete mark and fields declared ``protected=True``. Called on `ActiveRecord`
+        it opens every model. A saved record's primary key stays refused by ``update()``.
+
+        >>> with User.unprotected():
+        ...     User.create(id=7, name="ada", created_at=imported_at)
+        """
+        with _protection.unprotected(cls):
+            yield
+
+    @classmethod
     def find(cls: type[Self]) -> Query[Self]:
         """A query over every record of this model."""
         return Query(cls)
@@ -534,6 +595,9 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         """A query for the record whose primary key is ``pk``: ``User.find_by_id(7).one()``."""
         if pk is None:
             raise QueryError(f"{cls.__name__}.find_by_id() needs a primary key, not None")
+        bounds = cls._ar_pk_bounds
+        if bounds is None or pk.__class__ is not int or not bounds[0] <= pk <= bounds[1]:
+            pk = cls._ar_query_value(cls._ar_pk, pk)  # (an int in range is the common case, passed as is)
         return Query._by_pk(cls, pk)
 
     @classmethod

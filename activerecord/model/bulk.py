@@ -34,6 +34,11 @@ def insert_values(model: Any, rows: Iterable[Any]) -> list[dict[str, Any]]:
         return _record_values(model, rows)
     if errors:
         raise ValidationError(model.__name__, errors)
+    for name, field in model._ar_rounded:
+        # Rounded here as a record rounds them, not by the backend's own rule (half up).
+        for d in out:
+            if d[name] is not None:
+                d[name] = field.quantize(d[name])
     pk = model._ar_pk
     keyed = sum(pk in d for d in out)
     if keyed and keyed != len(out):

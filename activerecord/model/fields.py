@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -26,12 +28,14 @@ from sqlalchemy import (
     Float,
     Integer,
     Numeric,
+    SmallInteger,
     String,
     Text,
     Uuid,
 )
 from sqlalchemy.types import TypeEngine
 
+from ..query.values import FIELD_INFO
 from .types import UTCDateTime, json_type
 
 
@@ -44,6 +48,7 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
+
 Validator = Callable[[Any], "str | None"]
 
 T = TypeVar("T")
@@ -52,9 +57,13 @@ T = TypeVar("T")
 class Field(Generic[T]):
     """One declared field, whose values are of type ``T``. Holds the options; builds the column and checks values.
 
+    ``protected=True`` keeps a field from keyword assignment (the constructor, ``create``,
+    ``update``) outside `ActiveRecord.unprotected`.
+
     >>> class User(ActiveRecord):
     ...     name: Field[str] = StringField(max_length=100)
     ...     nickname: Field[str | None] = StringField(nullable=True)
+    ...     is_admin: Field[bool] = BooleanField(default=False, protected=True)
     """
 
     python_types: tuple[type, ...] = (object,)
@@ -75,6 +84,7 @@ class Field(Generic[T]):
         comment: str | None = None,
         autoincrement: bool = False,
         validators: Sequence[Validator] = (),
+        protected: bool = False,
     ) -> None:
         if primary_key and nullable:
             raise ValueError("a primary key cannot be nullable")
@@ -90,6 +100,8 @@ class Field(Generic[T]):
         self.comment = comment
         self.autoincrement = autoincrement
         self.validators = tuple(validators)
+        # Not assignable through create()/update()/the constructor (see `ActiveRecord.unprotected`).
+        self.protected = protected
         self.name = ""  # set when the model class is built
 
     if TYPE_CHECKING:
@@ -124,6 +136,8 @@ class Field(Generic[T]):
             index=self.index or None,
             server_default=self.server_default,
             comment=self.comment,
+            # Query checks find the field of a column they compare (see `query.values`).
+            info={FIELD_INFO: self},
             # A primary key declared autoincrement=False is the caller's (a shard key, a generated
             # id): MySQL/MariaDB would otherwise make an integer key AUTO_INCREMENT and renumber 0.
             autoincrement=True if self.autoincrement else (False if self.primary_key else "auto"),
@@ -150,6 +164,10 @@ class Field(Generic[T]):
         problems: list[str] = []
         if not self.accepts(value):
             problems.append(f"expected {self.type_label}, got {type(value).__name__}")
+            return problems
+        problem = self.value_problem(value)
+        if problem is not None:
+            problems.append(problem)
             return problems
         if self.max_length is not None and isinstance(value, str) and len(value) > self.max_length:
             problems.append(f"longer than {self.max_length} characters")
@@ -180,32 +198,175 @@ class Field(Generic[T]):
         """Whether ``value`` has an acceptable Python type."""
         return isinstance(value, self.python_types) and not (isinstance(value, bool) and bool not in self.python_types)
 
+    def value_problem(self, value: Any) -> str | None:
+        """What is wrong with a value of an accepted type that its column cannot hold (None: nothing).
+
+        `guard` is the same test as Python source, for the generated validation code.
+        """
+        return None
+
+    def guard(self) -> str | None:
+        """`value_problem` as an expression of ``v`` true when there is no problem (None: no test)."""
+        return None
+
+    def query_value(self, value: Any) -> Any:
+        """``value`` (not None) as a comparison value for this field's column, coerced where that is
+        lossless; `ValueError` with a message when it cannot be compared to this column.
+
+        Queries check their values with it before any SQL: a backend that casts implicitly
+        (MariaDB compares a string column to 0 as a number) never sees a value of another type.
+        """
+        if not self.accepts(value):
+            raise ValueError(f"expected {self.type_label}, got {type(value).__name__}")
+        problem = self.value_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     def to_json(self, value: Any) -> Any:
         """``value`` as a JSON-ready object (for `to_dict`)."""
         return value
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
 
 
 class _IntegerField(Field[int]):
     python_types = (int,)
     type_label = "int"
 
+    def __init__(self, sa_type: TypeEngine[Any], **kw: Any) -> None:
+        super().__init__(sa_type, **kw)
+        bits = 16 if isinstance(sa_type, SmallInteger) else 64 if isinstance(sa_type, BigInteger) else 32
+        #: The smallest and largest value the column holds.
+        self.bounds = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+    def value_problem(self, value: Any) -> str | None:
+        low, high = self.bounds
+        return None if low <= value <= high else f"out of range ({low} to {high})"
+
+    def guard(self) -> str | None:
+        low, high = self.bounds
+        return f"{low:d} <= v <= {high:d}"
+
+    def query_value(self, value: Any) -> Any:
+        # Digits in a string (a URL parameter) are the number they spell; nothing else is.
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value):
+            value = int(value)
+        return super().query_value(value)
+
 
 class _FloatField(Field[float]):
     python_types = (float, int)
     type_label = "float"
+
+    def value_problem(self, value: Any) -> str | None:
+        return None if _FLOAT_MIN < value < _FLOAT_MAX else "must be a finite number"
+
+    def guard(self) -> str | None:
+        return f"{_FLOAT_MIN!r} < v < {_FLOAT_MAX!r}"  # false for NaN, the infinities and huge ints
+
+
+# The float range (exclusive of infinity), compared exactly to ints.
+_FLOAT_MIN = -1.7976931348623157e308
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+_ROUNDINGS = frozenset(
+    {
+        decimal.ROUND_UP,
+        decimal.ROUND_DOWN,
+        decimal.ROUND_CEILING,
+        decimal.ROUND_FLOOR,
+        decimal.ROUND_HALF_UP,
+        decimal.ROUND_HALF_DOWN,
+        decimal.ROUND_HALF_EVEN,
+        decimal.ROUND_05UP,
+    }
+)
 
 
 class _DecimalField(Field[decimal.Decimal]):
     python_types = (decimal.Decimal, int, float)
     type_label = "Decimal"
 
+    def __init__(self, sa_type: Numeric[Any], *, rounding: str | None = None, **kw: Any) -> None:
+        super().__init__(sa_type, **kw)
+        self.precision: int = sa_type.precision or 18
+        self.scale: int = sa_type.scale or 0
+        self.rounding = rounding
+        if rounding is not None and rounding not in _ROUNDINGS:
+            raise ValueError(f"rounding must be a decimal rounding mode (decimal.ROUND_HALF_EVEN...), not {rounding!r}")
+        self.quantum = decimal.Decimal(1).scaleb(-self.scale)
+        # Room for every digit of the column (the default context has 28).
+        self.context = decimal.Context(prec=self.precision + 2, rounding=rounding or decimal.ROUND_HALF_EVEN)
+
+    def as_decimal(self, value: Any) -> decimal.Decimal:
+        """``value`` as a `Decimal` (a float by its shortest repr: 0.1 is 0.1)."""
+        if isinstance(value, decimal.Decimal):
+            return value
+        return decimal.Decimal(repr(value) if isinstance(value, float) else value)
+
+    def value_problem(self, value: Any) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        number = self.as_decimal(value)
+        if not number.is_finite():
+            return "must be a finite number"
+        exponent = number.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if exponent < -self.scale and self.rounding is None:
+            return f"has more than {self.scale} decimal places"
+        whole = self.precision - self.scale
+        too_big = f"has more than {whole} digits before the decimal point"
+        if number.adjusted() >= whole:
+            return too_big
+        if self.rounding is not None and self.quantize(number).adjusted() >= whole:
+            return too_big  # 99.995 rounds up to 100.00
+        return None
+
+    def plain_types(self) -> frozenset[type]:
+        # A Decimal is measured by `guard` inline; ints, floats and rounding take `check`.
+        if self.rounding is not None or self.choices is not None or self.validators:
+            return frozenset()
+        return frozenset({decimal.Decimal})
+
+    def guard(self) -> str | None:
+        # `value_problem` for a plain Decimal, inline: finite, within the digits before the point,
+        # no more places than the scale (is_finite first: NaN refuses ordering).
+        limit = 10 ** (self.precision - self.scale)
+        return f"v.is_finite() and -{limit:d} < v < {limit:d} and v.as_tuple().exponent >= {-self.scale:d}"
+
+    def quantize(self, value: Any) -> decimal.Decimal:
+        """``value`` with exactly ``scale`` places (rounded with ``rounding`` when it has more):
+        what reading it back from the column gives."""
+        return self.as_decimal(value).quantize(self.quantum, context=self.context)
+
+    def query_value(self, value: Any) -> Any:
+        if not self.accepts(value):
+            raise ValueError(f"expected {self.type_label}, got {type(value).__name__}")
+        # A comparison value may have more places than the column (price > 0.005).
+        if not self.as_decimal(value).is_finite():
+            raise ValueError("must be a finite number")
+        return value
+
     def to_json(self, value: Any) -> Any:
-        return None if value is None else str(value)
+        if value is None:
+            return None
+        if self.value_problem(value) is None:
+            value = self.quantize(value)  # as the column will hold it, before and after a save
+        return str(value)
 
 
 class _StringField(Field[str]):
     python_types = (str,)
     type_label = "str"
+
+    def value_problem(self, value: Any) -> str | None:
+        return "may not contain NUL characters" if "\x00" in value else None
+
+    def guard(self) -> str | None:
+        return "'\\x00' not in v"
 
 
 class _BooleanField(Field[bool]):
@@ -242,6 +403,11 @@ class _DateTimeField(Field[dt.datetime]):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, dt.datetime) and value.tzinfo is not None
 
+    def query_value(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            raise ValueError("expected a timezone-aware datetime, got a naive one")
+        return super().query_value(value)
+
     def plain_types(self) -> frozenset[type]:
         # `accepts` is a type test plus an aware zone; `field_errors` tests the zone itself.
         cls = type(self)
@@ -262,10 +428,45 @@ class _JSONField(Field[Any]):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, self.python_types)
 
+    def query_value(self, value: Any) -> Any:
+        problem = _json_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+def _json_problem(value: Any) -> str | None:
+    """What keeps ``value`` from being a JSON document every backend compares (None: nothing)."""
+    if isinstance(value, str):
+        return "may not contain NUL characters" if "\x00" in value else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if -(2**63) <= value < 2**63 else "integer out of the 64-bit range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number"
+    if isinstance(value, list):
+        return next((p for p in map(_json_problem, value) if p is not None), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = "keys must be strings" if not isinstance(key, str) else _json_problem(key) or _json_problem(item)
+            if problem is not None:
+                return problem
+        return None
+    return f"expected a JSON value, got {type(value).__name__}"
+
 
 class _UUIDField(Field[uuid.UUID]):
     python_types = (uuid.UUID,)
     type_label = "UUID"
+
+    def query_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return uuid.UUID(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a UUID") from None
+        return super().query_value(value)
 
     def to_json(self, value: Any) -> Any:
         return None if value is None else str(value)
@@ -274,7 +475,9 @@ class _UUIDField(Field[uuid.UUID]):
 def PrimaryKeyField(*, big: bool = False, **options: Any) -> Field[int]:  # noqa: N802
     """An auto-incrementing integer primary key (``big=True`` for BIGINT).
 
-    A model that declares no primary key gets this one as ``id``.
+    A model that declares no primary key gets this one as ``id``. The database numbers it, so
+    keywords do not set it (see `ActiveRecord.unprotected`); ``autoincrement=False`` makes it a
+    key the caller gives on a new record (ids from `generate_id`).
 
     >>> class User(ActiveRecord):
     ...     id: Field[int] = PrimaryKeyField()
@@ -294,7 +497,7 @@ def IntegerField(*, nullable: Literal[False] = False, **options: Any) -> Field[i
 @overload
 def IntegerField(*, nullable: bool, **options: Any) -> Field[int | None]: ...
 def IntegerField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
-    """A 32-bit integer. Options: nullable, default, unique, index, choices, primary_key, validators."""
+    """A 32-bit integer. Options: nullable, default, unique, index, choices, primary_key, validators, protected."""
     return _IntegerField(Integer(), nullable=nullable, **options)
 
 
@@ -325,7 +528,12 @@ def DecimalField(
     precision: int = 18, scale: int = 2, *, nullable: bool, **options: Any
 ) -> Field[decimal.Decimal | None]: ...
 def DecimalField(precision: int = 18, scale: int = 2, *, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
-    """An exact decimal with ``precision`` digits, ``scale`` of them after the point."""
+    """An exact decimal with ``precision`` digits, ``scale`` of them after the point.
+
+    NaN, the infinities, more than ``precision - scale`` digits before the point and more than
+    ``scale`` places are refused; ``rounding=decimal.ROUND_HALF_EVEN`` (or another rounding mode)
+    rounds extra places instead. Saved values are quantized to ``scale`` places, as read back.
+    """
     return _DecimalField(Numeric(precision, scale, asdecimal=True), nullable=nullable, **options)
 
 
@@ -409,15 +617,16 @@ def UUIDField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa:
     return _UUIDField(Uuid(), nullable=nullable, **options)
 
 
-FastCheck = tuple[str, frozenset[type], int | None, bool, bool, Field[Any]]
+FastCheck = tuple[str, frozenset[type], int | None, bool, bool, Field[Any], str | None]
 """One field's checks, precomputed per model by `fast_check`."""
 
 
 def fast_check(name: str, field: Field[Any]) -> FastCheck:
     """``field``'s checks as `field_errors` runs them: its name, `Field.plain_types`, its length
-    limit, whether a plain value must carry a time zone, whether None passes, and the field."""
+    limit, whether a plain value must carry a time zone, whether None passes, the field, and
+    its `Field.guard` (a value test the generated code inlines; `field_errors` calls `check`)."""
     aware = isinstance(field, _DateTimeField)
-    return (name, field.plain_types(), field.max_length, aware, field.check(None) == [], field)
+    return (name, field.plain_types(), field.max_length, aware, field.check(None) == [], field, field.guard())
 
 
 def field_errors(checks: Sequence[FastCheck], values: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -427,13 +636,14 @@ def field_errors(checks: Sequence[FastCheck], values: Mapping[str, Any]) -> dict
     type within its length limit) is decided without calling `Field.check`.
     """
     errors: dict[str, list[str]] = {}
-    for name, plain, max_length, aware, none_ok, field in checks:
+    for name, plain, max_length, aware, none_ok, field, guard in checks:
         value: Any = values[name]
         if value is None:
             if none_ok:
                 continue
         elif (
-            value.__class__ in plain
+            guard is None
+            and value.__class__ in plain
             # (mypy narrows ``value`` to object through the ``in``; it is a str when measured.)
             and (max_length is None or len(value) <= max_length)  # type: ignore[arg-type]
             and (not aware or value.tzinfo is not None)  # type: ignore[attr-defined]
@@ -450,7 +660,7 @@ def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str) 
     value `field_errors` would not pass by its shortcuts alone; the objects they name go into
     ``scope``. Used by generated validation code (`compile_all_valid`, `_bulk`)."""
     lines = []
-    for k, (name, plain, max_length, aware, none_ok, field) in enumerate(checks):
+    for k, (name, plain, max_length, aware, none_ok, field, test) in enumerate(checks):
         lines.append(f"    v = d[{name!r}]")
         guard = "v is not None and " if none_ok else ""
         if not plain:
@@ -467,6 +677,8 @@ def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str) 
             fine.append(f"len(v) <= {max_length:d}")
         if aware:
             fine.append("v.tzinfo is not None")
+        if test is not None:
+            fine.append(f"({test})")
         lines.append(f"    if {guard}not ({' and '.join(fine)}): {fail}")
     return lines
 

@@ -8,6 +8,7 @@ pays nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -26,6 +27,18 @@ from .base import Extras, QueryBase
 
 M = TypeVar("M")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# A label is a plain identifier every backend keeps as given (PostgreSQL truncates past 63 bytes).
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _label(name: str) -> str:
+    if not _LABEL.fullmatch(name):
+        raise QueryError(
+            f"a values() label must be a plain identifier (letters, digits, _; at most 63), not {name!r:.70}"
+        )
+    return name
 
 
 def _column(model: Any, column: Any) -> Any:
@@ -156,7 +169,7 @@ class QueryFeatures(QueryBase[M]):
 
     def _values_stmt(self, columns: Sequence[Any], labeled: dict[str, Any]) -> Select[Any]:
         cols = [_column(self._model, c) for c in columns] or ([] if labeled else list(self._model.__table__.c))
-        cols += [_column(self._model, expr).label(name) for name, expr in labeled.items()]
+        cols += [_column(self._model, expr).label(_label(name)) for name, expr in labeled.items()]
         return self.statement.with_only_columns(*cols, maintain_column_froms=True)
 
     def _read(self, op: Callable[..., Any], *args: Any) -> Any:

@@ -23,6 +23,7 @@ from ..multidb import routing as _routing
 from . import extras as _query_ext
 from . import pagination as _pagination
 from .all_shards import AllShardsQuery
+from .values import check_condition
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -48,6 +49,10 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
     def where(self, *conditions: ColumnElement[bool], **equals: Any) -> Query[M]:
         """Add conditions (ANDed): boolean column expressions, or ``field=value`` for equality.
 
+        Values are checked against their fields before any SQL (`QueryError` naming the field):
+        ``field=value`` converts what converts without loss (``id="12"`` to 12) and refuses the
+        rest; in expressions, comparisons of a model's column are checked (see `query.values`).
+
         >>> User.find().where(User.name.like("a%"), User.age >= 18, active=True)
         """
         for condition in conditions:
@@ -56,6 +61,7 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
                     f"where() takes SQL expressions such as User.name == 'a', not "
                     f"{type(condition).__name__} {condition!r}"
                 )
+            check_condition(condition)
         return self._and(*conditions, *self._model._ar_where_kwargs(equals))
 
     def order_by(self, *columns: Any) -> Self:
@@ -65,8 +71,8 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         for column in columns:
             if isinstance(column, str):
                 descending = column.startswith("-")
-                name = column.lstrip("-")
-                if name not in table.c:
+                name = column[1:] if descending else column  # one "-" only: "--name" is no field
+                if name not in self._model.__fields__:
                     raise QueryError(f"{self._model.__name__} has no field {name!r} to order by")
                 keys.append(table.c[name].desc() if descending else table.c[name])
             else:
@@ -76,17 +82,15 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         return new
 
     def limit(self, n: int | None) -> Self:
-        """Return at most ``n`` records."""
-        if n is not None and (not isinstance(n, int) or n < 0):
-            raise QueryError(f"limit must be a non-negative int, not {n!r}")
+        """Return at most ``n`` records (an int from 0 to 2**63 - 1)."""
+        _check_count("limit", n)
         new = self._copy()
         new._limit = n
         return new
 
     def offset(self, n: int | None) -> Self:
-        """Skip the first ``n`` records."""
-        if n is not None and (not isinstance(n, int) or n < 0):
-            raise QueryError(f"offset must be a non-negative int, not {n!r}")
+        """Skip the first ``n`` records (an int from 0 to 2**63 - 1)."""
+        _check_count("offset", n)
         new = self._copy()
         new._offset = n
         return new
@@ -397,6 +401,15 @@ class Query(_query_ext.QueryFeatures[M], Generic[M]):
         async for batch in self.abatches():
             for record in batch:
                 yield record
+
+
+def _check_count(what: str, n: Any) -> None:
+    """Refuse a LIMIT or OFFSET that is no int (True is no count), negative, or past the 64-bit
+    range every backend's LIMIT holds (SQLite would raise OverflowError, PostgreSQL a DataError)."""
+    if n is not None and (n.__class__ is not int and (not isinstance(n, int) or isinstance(n, bool))):
+        raise QueryError(f"{what} must be a non-negative int, not {type(n).__name__} {n!r:.40}")
+    if n is not None and not 0 <= n < 2**63:
+        raise QueryError(f"{what} must be from 0 to 2**63 - 1, not {n!r:.40}")
 
 
 def _stream(conn: Connection, stmt: Select[Any], size: int) -> Any:
