@@ -92,6 +92,9 @@ async def test_every_field_type_refuses_foreign_values(db: IO) -> None:
     assert await db(Everything.find().where(token=str(token))).count() == 1  # a UUID's text converts
     assert await db(Everything.find().where(moment=moment, price=decimal.Decimal("2.5"), small=3)).count() == 1
     assert await db(Everything.find().where(Everything.price > decimal.Decimal("2.49"))).count() == 1
+    # A comparison value finer than the column's scale is compared as it is, on every driver.
+    assert await db(Everything.find().where(Everything.price > decimal.Decimal("2.495"))).count() == 1
+    assert await db(Everything.find().where(Everything.price < decimal.Decimal("2.505"))).count() == 1
 
 
 async def test_nul_is_refused_anywhere_in_a_condition(db: IO) -> None:

@@ -19,7 +19,8 @@ import warnings
 from functools import cache
 from typing import Any
 
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg, PGDialect_asyncpg
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from .options import Keepalives, set_keepalives
@@ -84,10 +85,22 @@ def driver_socket(driver_connection: Any) -> Any:
     return None if transport is None else transport.get_extra_info("socket")
 
 
+class _AsyncpgCompiler(PGCompiler_asyncpg):
+    def render_bind_cast(self, type_: Any, dbapi_type: Any, sqltext: str) -> str:
+        # asyncpg gets every parameter with a cast. Cast to NUMERIC(10, 2) and a comparison value
+        # of 2.495 becomes 2.50 on the server, so `price > 2.495` misses a price of 2.50, where
+        # psycopg (no cast) is right. Cast to plain NUMERIC, as SQLAlchemy casts strings to
+        # VARCHAR without their length.
+        if dbapi_type._type_affinity is sqltypes.Numeric and (dbapi_type.precision or dbapi_type.scale):
+            dbapi_type = sqltypes.NUMERIC()
+        return str(super().render_bind_cast(type_, dbapi_type, sqltext))  # type: ignore[no-untyped-call]
+
+
 class AsyncpgDialect(PGDialect_asyncpg):
-    """asyncpg with TCP keepalives."""
+    """asyncpg with TCP keepalives, and numeric parameters cast without precision and scale."""
 
     supports_statement_cache = True
+    statement_compiler = _AsyncpgCompiler
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)
