@@ -18,6 +18,7 @@ from .inbox import Inbox
 from .messages import KEY_HEADER, AsyncPublisher, MemoryPublisher, Message, Publisher, PublishError
 from .outbox import Outbox, OutboxCounts, apublish, publish
 from .relay import Relay, RelayStats
+from .saga import Saga, SagaOrchestrator, SagaResult, Step, StepContext, StepTimeout
 from .subscription import Subscription
 
 __all__ = [
@@ -38,7 +39,13 @@ __all__ = [
     "RecordedEvent",
     "Relay",
     "RelayStats",
+    "Saga",
+    "SagaOrchestrator",
+    "SagaResult",
     "Snapshot",
+    "Step",
+    "StepContext",
+    "StepTimeout",
     "Subscription",
     "apublish",
     "publish",
