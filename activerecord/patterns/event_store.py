@@ -105,8 +105,12 @@ def _current(conn: Connection, streams: Table, stream_id: str) -> int | None:
 def _append(conn: Connection, models: StoreModels, plan: _Plan) -> AppendResult:
     events, streams = models.events.__table__, models.streams.__table__
     count = len(plan.rows)
+    if plan.expected == NO_STREAM:
+        # Create the row first: concurrent creators then queue on it. (An UPDATE that finds no
+        # row would take a gap lock on InnoDB, and two such before two inserts deadlock.)
+        _ensure(conn, streams, plan.stream_id)
     version = _bump(conn, streams, plan.stream_id, count, plan.expected)
-    if version is None and plan.expected in (None, NO_STREAM):
+    if version is None and plan.expected is None:
         _ensure(conn, streams, plan.stream_id)
         version = _bump(conn, streams, plan.stream_id, count, plan.expected)
     if version is None:
@@ -409,9 +413,12 @@ class EventStore:
     # -- schema ----------------------------------------------------------------------------
 
     def create_tables(self) -> None:
-        """Create the store's tables if they are missing (production schemas use migrations)."""
+        """Create the store's tables if they are missing, with the position counter's row
+        (production schemas use migrations; the row is otherwise made by the first append)."""
         self.models.events.create_all(self.connection, models=self.models.all)
+        _execute.run(self.connection, True, _ensure, self.models.streams.__table__, ALL)
 
     async def acreate_tables(self) -> None:
         """`create_tables` (async)."""
         await self.models.events.acreate_all(self.connection, models=self.models.all)
+        await _execute.arun(self.connection, True, _ensure, self.models.streams.__table__, ALL)
