@@ -50,6 +50,11 @@ FAILED = "failed"
 Action = Callable[["StepContext"], Any]
 
 
+class StepFailed(ActiveRecordError):
+    """Raised by a step's action to fail it on purpose (stock refused, payment declined): the
+    saga compensates and its ``error`` is the message alone."""
+
+
 class StepTimeout(ActiveRecordError):
     """A saga step ran longer than its ``timeout``."""
 
@@ -220,7 +225,7 @@ def _merge(ctx: StepContext, returned: Any) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
+    return (str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}")[:2000]
 
 
 class SagaOrchestrator:
