@@ -83,8 +83,11 @@ def _bump(conn: Connection, streams: Table, stream_id: str, count: int, expected
     """Add ``count`` to the row's version (if it is ``expected``); the new version, or None if no row matched."""
     where = streams.c.stream_id == stream_id
     if expected is None:
-        result = conn.execute(update(streams).where(where).values(version=streams.c.version + count))
-        if result.rowcount != 1:
+        stmt = update(streams).where(where).values(version=streams.c.version + count)
+        if conn.dialect.update_returning:
+            found = conn.execute(stmt.returning(streams.c.version)).scalar_one_or_none()
+            return None if found is None else int(found)
+        if conn.execute(stmt).rowcount != 1:
             return None
         # Read back under the row lock just taken: it sees this transaction's own write.
         return int(conn.execute(select(streams.c.version).where(where)).scalar_one())
