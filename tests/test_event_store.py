@@ -291,6 +291,10 @@ async def test_subscription_catches_up_exactly_once_and_rolls_back_a_failed_batc
     while await db(sub).run_once():
         pass
     assert await _projected(db) == list(range(1, 18))
+    # A sync round refuses a coroutine handler instead of dropping its work.
+    if not db.is_async:
+        with pytest.raises(ConfigurationError):
+            Subscription(STORE, "wrong", _projecting(IO("async"))).run_once()
     # Another subscription name has its own checkpoint.
     other: list[int] = []
     assert await db(Subscription(STORE, "other", lambda e: other.append(e.position))).run_once() == 17

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from activerecord.errors import ConfigurationError, ValidationError
+from activerecord.errors import ConfigurationError, TransactionError, ValidationError
 from activerecord.patterns import Saga, SagaOrchestrator, Step
 from activerecord.patterns.saga import COMPENSATED, COMPENSATING, COMPLETED, FAILED
 
@@ -117,6 +117,9 @@ async def test_bad_definitions_and_input_are_refused(db: IO) -> None:
         await db(orchestrator).start("unknown")
     with pytest.raises(ValidationError):
         await db(orchestrator).start("order-compensate", {"when": object()})
+    with pytest.raises(TransactionError):  # each step must commit on its own
+        async with db.transaction():
+            await db(orchestrator).start("order-compensate")
     assert await db(orchestrator.model.find()).count() == 0
 
 

@@ -18,7 +18,7 @@ from .inbox import Inbox
 from .messages import KEY_HEADER, AsyncPublisher, MemoryPublisher, Message, Publisher, PublishError
 from .outbox import Outbox, OutboxCounts, apublish, publish
 from .relay import Relay, RelayStats
-from .saga import Saga, SagaOrchestrator, SagaResult, Step, StepContext, StepFailed, StepTimeout
+from .saga import LeaseLost, Saga, SagaOrchestrator, SagaResult, Step, StepContext, StepFailed, StepTimeout
 from .subscription import Subscription
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "EventRegistry",
     "EventStore",
     "Inbox",
+    "LeaseLost",
     "MemoryPublisher",
     "Message",
     "NewEvent",

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Row, Table, insert, select, update
 from ..connections import execute as _execute
 from ..connections import transaction as _transaction
 from ..dialects.utc import utcnow
-from ..errors import ActiveRecordError, ConfigurationError, ValidationError
+from ..errors import ActiveRecordError, ConfigurationError, TransactionError, ValidationError
 from ..model.base import ActiveRecord
 from ._store_tables import saga_model
 
@@ -281,6 +281,10 @@ class SagaOrchestrator:
     def _new(
         self, saga: Saga | str, data: Mapping[str, Any] | None, saga_id: str | None
     ) -> tuple[_Run, dict[str, Any]]:
+        if _transaction.current(self.connection) is not None:
+            # Inside a transaction every step would be a savepoint, and nothing (not even the
+            # saga's row) would be kept if the process died before the outer commit.
+            raise TransactionError(f"start a saga outside any transaction on connection {self.connection!r}")
         found = self.sagas.get(saga) if isinstance(saga, str) else self.register(saga)
         if found is None:
             raise ConfigurationError(f"no saga named {saga!r} is registered")
@@ -408,7 +412,10 @@ class SagaOrchestrator:
         """Persist a new run of ``saga`` with ``data``, then run its steps; return where it ended.
 
         A step failing makes the saga compensate (the result is ``compensated``, with the error);
-        a compensation failing leaves it ``compensating`` for `recover` to retry."""
+        a compensation failing leaves it ``compensating`` for `recover` to retry. Raises
+        `LeaseLost` if a recovery run took the saga over (this process was too slow), and
+        `TransactionError` inside a transaction on the orchestrator's connection (each step
+        must commit on its own)."""
         run, row = self._new(saga, data, saga_id)
         _execute.run(self.connection, True, _insert, self.table, row)
         return self._drive(run)

@@ -31,7 +31,7 @@ from ..connections.manager import ConnectionManager
 from ..dialects import backend_for
 from ..dialects.base import Backend
 from ..dialects.utc import utcnow
-from ..errors import ValidationError
+from ..errors import ConfigurationError, ValidationError
 from .event_store import EventStore
 from .events import RecordedEvent
 
@@ -82,7 +82,7 @@ class Subscription:
         if not isinstance(name, str) or not name or len(name) > 100:
             raise ValidationError("Subscription", {"name": ["a non-empty string of at most 100 characters"]})
         if batch_size < 1 or poll_interval <= 0:
-            raise ValidationError("Subscription", {"batch_size": ["at least 1, with poll_interval above 0"]})
+            raise ConfigurationError("Subscription: batch_size must be at least 1 and poll_interval above 0")
         self.store = store
         self.name = name
         self.handler = handler
@@ -109,7 +109,9 @@ class Subscription:
             start = _execute.run(name, True, _claim, self._table, self.name)
             events = self.store.read_all(from_position=start + 1, limit=self.batch_size)
             for event in events:
-                self.handler(event)
+                if inspect.isawaitable(result := self.handler(event)):
+                    getattr(result, "close", lambda: None)()
+                    raise ConfigurationError(f"{self!r}: the handler is async; use arun_once() / arun_forever()")
             if events:
                 _execute.run(name, True, _advance, self._table, self.name, events[-1].position)
         return len(events)
