@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import ActiveRecord, ConnectionManager
 from ..patterns import Saga, SagaOrchestrator, Step, StepContext, StepFailed
-from .models import EventStore, Order, OrderItem, User, bus, deliver_events
+from .models import SAGA_TABLE, EventStore, Order, OrderItem, User, bus, deliver_events
 from .multidb import run_multidb_demo
 
 Out = Callable[[str], None]
@@ -39,10 +39,6 @@ class OrderServiceConnection:
     @staticmethod
     def get() -> str:
         return "orders"
-
-
-#: The order service's saga table, declared at import so that ``create_all`` makes it.
-ORDER_SAGAS_TABLE = SagaOrchestrator(OrderServiceConnection.get(), table="sagas").model.__tablename__
 
 
 class UserOrderCompositionService:
@@ -138,7 +134,7 @@ class OrderSaga:
             ],
             recovery="compensate",
         )
-        self.orchestrator = SagaOrchestrator(OrderServiceConnection.get(), sagas=[self.saga], table=ORDER_SAGAS_TABLE)
+        self.orchestrator = SagaOrchestrator(OrderServiceConnection.get(), sagas=[self.saga], table=SAGA_TABLE.name)
 
     def calculate_total(self, product_ids: Sequence[int], quantities: Sequence[int]) -> decimal.Decimal:
         return sum((self.prices[p] * q for p, q in zip(product_ids, quantities, strict=True)), decimal.Decimal(0))

@@ -21,7 +21,7 @@ from .. import (
     StringField,
     TimestampField,
 )
-from ..patterns import Message, Outbox, Relay
+from ..patterns import Message, Outbox, Relay, SagaOrchestrator
 
 Subscriber = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -62,6 +62,10 @@ class BusPublisher:
     async def aclose(self) -> None:
         """Nothing to close."""
 
+
+#: The order service's saga table (see ``app.OrderSaga``), declared with the models so that
+#: ``create_all`` and the migrations include it.
+SAGA_TABLE = SagaOrchestrator("orders", table="sagas").table
 
 #: The order service's outbox: an event's message commits with the event (see `EventStore`).
 outbox = Outbox("orders", table="outbox")
