@@ -159,8 +159,9 @@ class Subscription:
                 conn.invalidate()
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Catch up, then follow new events until ``stop`` is set. A failing round (handler
-        error, database down) is logged and retried after ``poll_interval``."""
+        """Catch up, then follow new events until ``stop`` is set (noticed within
+        ``poll_interval``). A failing round (handler error, database down) is logged and
+        retried after ``poll_interval``."""
         while not stop.is_set():
             try:
                 with self._waiter(stop) as wait:
