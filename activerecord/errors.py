@@ -114,6 +114,25 @@ class StaleObjectError(ActiveRecordError):
     """
 
 
+class ConcurrencyError(ActiveRecordError):
+    """An event stream was appended to with a stale expected version: another writer got there first.
+
+    Nothing was written. Retryable: read the stream again, decide again, append with the version
+    read (``transaction(retry=...)`` does it when the read happens inside the retried block).
+    ``stream_id`` is the stream, ``expected`` the version given, ``actual`` the version found
+    (None when the stream does not exist).
+    """
+
+    retry = Retry.RETRYABLE
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int | None) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        found = "no such stream" if actual is None else f"it is at version {actual}"
+        super().__init__(f"stream {stream_id!r}: expected version {expected}, but {found}")
+
+
 class ShardQueryError(ActiveRecordError):
     """One or more shards failed during an ``on_all_shards()`` query.
 
@@ -206,6 +225,7 @@ def is_retryable(exc: BaseException) -> bool:
 __all__ = [
     "ActiveRecordError",
     "CommitOutcomeUnknown",
+    "ConcurrencyError",
     "ConfigurationError",
     "MigrationError",
     "MigrationLockError",

@@ -18,7 +18,7 @@ from activerecord.demo.app import (
     PaymentService,
     UserOrderCompositionService,
 )
-from activerecord.demo.models import bus
+from activerecord.demo.models import bus, deliver_events, outbox, publish_event
 
 from .dual import IO
 from .models import EventStore, Order, OrderItem, User
@@ -65,6 +65,32 @@ async def test_event_store_appends_and_reads_in_order(db: IO) -> None:
     # Each event was published after it was stored, with its stored id.
     assert [m["event_type"] for m in received] == [*(f"Step{i}" for i in range(5)), "Other"]
     assert received[0]["id"] == events[0].id and received[0]["event_data"] == {"n": 0, "nested": {"ok": True}}
+
+
+async def test_an_event_and_its_message_commit_together_and_are_delivered_after_a_crash(db: IO) -> None:
+    received: list[dict[str, object]] = []
+
+    async def subscriber(message: dict[str, object]) -> None:
+        received.append(message)
+
+    bus.subscribe("*", subscriber)
+    try:
+        # A transaction that fails after the append leaves neither the event nor its message.
+        with pytest.raises(RuntimeError):
+            async with EventStore.atransaction():
+                await EventStore.append_event("order-5", "OrderCreated", {})
+                raise RuntimeError("fails after the append")
+        assert await EventStore.find().acount() == 0 and await outbox.model.find().acount() == 0
+        # The process "dies" after the commit, before delivering: the message waits in the outbox.
+        async with EventStore.atransaction():
+            event = await EventStore(aggregate_id="order-5", event_type="OrderCreated", event_data={}).asave()
+            await publish_event(event)
+        assert received == [] and (await outbox.astats()).pending == 1
+        assert await deliver_events() == 1  # the next relay run delivers it
+        assert [m["id"] for m in received] == [event.id]
+        assert (await outbox.astats()).pending == 0
+    finally:
+        bus.unsubscribe("*", subscriber)
 
 
 async def test_health_check(db: IO) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import ActiveRecord, ConnectionManager
-from .models import EventStore, Order, OrderItem, User, bus
+from ..patterns import Saga, SagaOrchestrator, Step, StepContext, StepFailed
+from .models import SAGA_TABLE, EventStore, Order, OrderItem, User, bus, deliver_events
 from .multidb import run_multidb_demo
 
 Out = Callable[[str], None]
@@ -64,7 +65,11 @@ class HealthCheckService:
 
 
 class InventoryService:
-    """A stand-in for the inventory service the saga calls (in-process for the demo)."""
+    """A stand-in for the inventory service the saga calls (in-process for the demo).
+
+    Calls carry the saga step's idempotency key: a reservation made again under the same key
+    (a step retried after a crash) reserves nothing more.
+    """
 
     def __init__(self, stock: dict[int, int]) -> None:
         self.stock = dict(stock)
@@ -73,6 +78,8 @@ class InventoryService:
     async def reserve_products(
         self, saga_id: str, product_ids: Sequence[int], quantities: Sequence[int]
     ) -> dict[str, Any]:
+        if saga_id in self.reservations:
+            return {"success": True}
         wanted = list(zip(product_ids, quantities, strict=True))
         if any(self.stock.get(p, 0) < q for p, q in wanted):
             return {"success": False}
@@ -87,17 +94,29 @@ class InventoryService:
 
 
 class PaymentService:
-    """A stand-in for the payment service: refuses amounts over a limit."""
+    """A stand-in for the payment service: refuses amounts over a limit; one charge per key."""
 
     def __init__(self, limit: decimal.Decimal) -> None:
         self.limit = limit
+        self.charges: dict[str, decimal.Decimal] = {}
 
     async def process_payment(self, saga_id: str, user_id: int, amount: decimal.Decimal) -> dict[str, Any]:
-        return {"success": amount <= self.limit}
+        if amount > self.limit:
+            return {"success": False}
+        self.charges.setdefault(saga_id, amount)
+        return {"success": True}
+
+    async def refund_payment(self, saga_id: str) -> None:
+        self.charges.pop(saga_id, None)
 
 
 class OrderSaga:
-    """The seed's order saga: reserve stock, create the order, take payment; compensate on failure."""
+    """The seed's order saga on `activerecord.patterns.Saga`: reserve stock, create the order,
+    take payment, complete; a failing step compensates the completed ones in reverse order.
+
+    The saga's progress is stored in the order service's database (table ``sagas``), each step
+    with the step's own writes, so `recover` finishes (compensates) a saga whose process died.
+    """
 
     def __init__(
         self, inventory: InventoryService, payment: PaymentService, prices: dict[int, decimal.Decimal]
@@ -105,44 +124,76 @@ class OrderSaga:
         self.inventory_service = inventory
         self.payment_service = payment
         self.prices = prices
-        self._ids = 0
-
-    def generate_unique_id(self) -> str:
-        self._ids += 1
-        return f"saga-{self._ids}"
+        self.saga = Saga(
+            "create_order",
+            [
+                Step("reserve_stock", self._reserve, self._release),
+                Step("create_order", self._create_order, self._fail_order),
+                Step("take_payment", self._take_payment, self._refund, timeout=10),
+                Step("complete_order", self._complete_order),
+            ],
+            recovery="compensate",
+        )
+        self.orchestrator = SagaOrchestrator(OrderServiceConnection.get(), sagas=[self.saga], table=SAGA_TABLE.name)
 
     def calculate_total(self, product_ids: Sequence[int], quantities: Sequence[int]) -> decimal.Decimal:
         return sum((self.prices[p] * q for p, q in zip(product_ids, quantities, strict=True)), decimal.Decimal(0))
 
-    async def rollback_saga(self, saga_id: str, product_ids: Sequence[int], quantities: Sequence[int]) -> None:
-        await self.inventory_service.release_products(saga_id, product_ids, quantities)
+    async def _reserve(self, ctx: StepContext) -> None:
+        data = ctx.data
+        result = await self.inventory_service.reserve_products(ctx.saga_id, data["product_ids"], data["quantities"])
+        if not result["success"]:
+            raise StepFailed("insufficient stock")
+
+    async def _release(self, ctx: StepContext) -> None:
+        data = ctx.data
+        await self.inventory_service.release_products(ctx.saga_id, data["product_ids"], data["quantities"])
+
+    async def _create_order(self, ctx: StepContext) -> dict[str, Any]:
+        # Runs in the step's transaction: the order, its items, its event and the saga's progress
+        # commit together.
+        data = ctx.data
+        total = self.calculate_total(data["product_ids"], data["quantities"])
+        order = await Order(user_id=data["user_id"], status="pending", total=total).asave()
+        for product_id, quantity in zip(data["product_ids"], data["quantities"], strict=True):
+            await OrderItem(order_id=order.id, product_id=product_id, quantity=quantity).asave()
+        await EventStore.append_event(f"order-{order.id}", "OrderCreated", {"total": str(total)})
+        return {"order_id": order.id, "total": str(total)}
+
+    async def _fail_order(self, ctx: StepContext) -> None:
+        order = await Order.find_by_id(ctx.data["order_id"]).aone()
+        await order.aupdate(status="failed")
+        await EventStore.append_event(f"order-{order.id}", "OrderFailed", {"reason": "payment"})
+
+    async def _take_payment(self, ctx: StepContext) -> None:
+        data = ctx.data
+        amount = decimal.Decimal(data["total"])
+        result = await self.payment_service.process_payment(ctx.idempotency_key, data["user_id"], amount)
+        if not result["success"]:
+            raise StepFailed("payment failed")
+
+    async def _refund(self, ctx: StepContext) -> None:
+        await self.payment_service.refund_payment(f"{ctx.saga_id}:{ctx.step}")
+
+    async def _complete_order(self, ctx: StepContext) -> None:
+        order = await Order.find_by_id(ctx.data["order_id"]).aone()
+        await order.aupdate(status="completed")
+        await EventStore.append_event(f"order-{order.id}", "OrderCompleted", {})
 
     async def create_order(self, user_id: int, product_ids: Sequence[int], quantities: Sequence[int]) -> dict[str, Any]:
-        saga_id = self.generate_unique_id()
-        try:
-            inventory_result = await self.inventory_service.reserve_products(saga_id, product_ids, quantities)
-            if not inventory_result["success"]:
-                return {"success": False, "error": "insufficient stock"}
+        """Run the saga; the seed's answer: success and the order id, or the error."""
+        data = {"user_id": user_id, "product_ids": list(product_ids), "quantities": list(quantities)}
+        result = await self.orchestrator.astart(self.saga, data)
+        if result.succeeded:
+            return {"success": True, "order_id": result.data["order_id"]}
+        answer: dict[str, Any] = {"success": False, "error": result.error}
+        if "order_id" in result.data:
+            answer["order_id"] = result.data["order_id"]
+        return answer
 
-            total = self.calculate_total(product_ids, quantities)
-            order = await Order(user_id=user_id, status="pending", total=total).asave()
-            for product_id, quantity in zip(product_ids, quantities, strict=True):
-                await OrderItem(order_id=order.id, product_id=product_id, quantity=quantity).asave()
-            await EventStore.append_event(f"order-{order.id}", "OrderCreated", {"total": str(total)})
-
-            payment_result = await self.payment_service.process_payment(saga_id, user_id, total)
-            if not payment_result["success"]:
-                await self.inventory_service.release_products(saga_id, product_ids, quantities)
-                await order.aupdate(status="failed")
-                await EventStore.append_event(f"order-{order.id}", "OrderFailed", {"reason": "payment"})
-                return {"success": False, "error": "payment failed", "order_id": order.id}
-
-            await order.aupdate(status="completed")
-            await EventStore.append_event(f"order-{order.id}", "OrderCompleted", {})
-            return {"success": True, "order_id": order.id}
-        except Exception as exc:
-            await self.rollback_saga(saga_id, product_ids, quantities)
-            return {"success": False, "error": str(exc)}
+    async def recover(self) -> int:
+        """Finish the sagas of a process that died mid-saga; how many."""
+        return len(await self.orchestrator.arecover())
 
 
 def configure_services(workdir: Path) -> None:
@@ -177,6 +228,8 @@ async def run_services_demo(workdir: Path, out: Out) -> None:
         PaymentService(limit=decimal.Decimal("100")),
         prices={1: decimal.Decimal("9.50"), 2: decimal.Decimal("40.00")},
     )
+    # At start-up: finish what a crashed run left (sagas mid-way, event messages not delivered).
+    out(f"recovery: {await saga.recover()} unfinished sagas, {await deliver_events()} undelivered events")
     for products, quantities in (([1, 2], [2, 1]), ([2], [3]), ([2], [9])):
         result = await saga.create_order(ada.id, products, quantities)
         out(f"saga create_order({products}, {quantities}) -> {result}")

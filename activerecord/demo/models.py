@@ -21,6 +21,7 @@ from .. import (
     StringField,
     TimestampField,
 )
+from ..patterns import Message, Outbox, Relay, SagaOrchestrator
 
 Subscriber = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -48,9 +49,46 @@ class EventBus:
 bus = EventBus()
 
 
+class BusPublisher:
+    """The relay's publisher for the demo's bus: an outbox message's payload is the event."""
+
+    def __init__(self, target: EventBus) -> None:
+        self.target = target
+
+    async def apublish(self, message: Message) -> None:
+        """Deliver the event to the bus's subscribers."""
+        await self.target.publish(message.payload)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+#: The order service's saga table (see ``app.OrderSaga``), declared with the models so that
+#: ``create_all`` and the migrations include it.
+SAGA_TABLE = SagaOrchestrator("orders", table="sagas").table
+
+#: The order service's outbox: an event's message commits with the event (see `EventStore`).
+outbox = Outbox("orders", table="outbox")
+relay = Relay(BusPublisher(bus), outbox=outbox)
+
+
 async def publish_event(event: EventStore) -> None:
-    """Publish a stored event on the bus, as the seed's ``publish_event`` does to its broker."""
-    await bus.publish(event.to_dict())
+    """Store the event's message in the outbox, in the transaction that stores the event (the
+    seed's ``publish_event`` sends it to the broker at once, and loses it if the process dies
+    first); the relay delivers it to the bus once that transaction has committed."""
+    await outbox.apublish(event.event_type, event.to_dict(), key=event.aggregate_id)
+
+
+async def _deliver() -> None:
+    await deliver_events()
+
+
+async def deliver_events() -> int:
+    """Hand every committed, undelivered event message to the bus; how many were delivered."""
+    delivered = 0
+    while sent := await relay.arun_once():
+        delivered += sent
+    return delivered
 
 
 class User(ActiveRecord):
@@ -103,10 +141,14 @@ class EventStore(ActiveRecord):
 
     @classmethod
     async def append_event(cls, aggregate_id: str, event_type: str, data: Any) -> EventStore:
-        """Append one event, then publish it for other services."""
-        event = cls(aggregate_id=aggregate_id, event_type=event_type, event_data=data)
-        await event.asave()
-        await publish_event(event)
+        """Append one event and its outbox message in one transaction (the caller's, if one is
+        open); once that commits, deliver it to the other services. A crash in between loses
+        nothing: the message is delivered by the next relay run."""
+        async with cls.atransaction() as tx:
+            event = cls(aggregate_id=aggregate_id, event_type=event_type, event_data=data)
+            await event.asave()
+            await publish_event(event)
+            tx.on_commit(_deliver)
         return event
 
     @classmethod

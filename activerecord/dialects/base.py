@@ -157,6 +157,26 @@ class Backend(Protocol):
         """Extra options of Alembic's ``context.configure`` on this backend."""
         return {}
 
+    # -- notifications -----------------------------------------------------------------------
+
+    #: Committed writes can wake waiting readers (PostgreSQL's LISTEN/NOTIFY); elsewhere they poll.
+    has_notifications: ClassVar[bool] = False
+
+    def notify(self, conn: Connection, channel: str) -> None:
+        """Wake the listeners of ``channel`` when the transaction on ``conn`` commits (nothing
+        where the backend has no notifications)."""
+        return None
+
+    def listen(self, conn: Connection, channel: str) -> bool:
+        """Make ``conn`` (in autocommit, kept for this purpose) receive the notifications of
+        ``channel``; False where the backend has none, and the reader polls."""
+        return False
+
+    def wait_for_notification(self, conn: Connection, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a notification on a ``conn`` that `listen` set up;
+        whether one came (False at once where the backend has none)."""
+        return False
+
     # -- replication -------------------------------------------------------------------------
 
     def write_position(self, conn: Connection) -> int | None:

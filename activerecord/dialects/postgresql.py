@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -13,8 +16,9 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util import await_only
 
-from ..errors import MigrationLockError
+from ..errors import ConfigurationError, MigrationLockError
 from .base import Backend, ReplicaStatus, aware_utc_reader
 from .faults import Classified, classify_postgresql
 from .options import ConnectOptions, ssl_context
@@ -89,6 +93,24 @@ def _asyncpg_args(options: ConnectOptions) -> dict[str, Any]:
         # asyncpg reads a mode itself (with libpq's fallbacks); certificate files need a context.
         args["ssl"] = ssl_context(options.ssl) if files else options.ssl.mode
     return args
+
+
+_CHANNEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Where an asyncpg connection's listener flags an arrived notification (the pool's per-connection info).
+_NOTIFIED = "activerecord_notified"
+
+
+def _channel(channel: str) -> str:
+    if not _CHANNEL.match(channel):
+        raise ConfigurationError(f"notification channel {channel!r}: lower-case letters, digits and _ only")
+    return channel
+
+
+async def _first_notification(driver: Any, timeout: float) -> bool:
+    # psycopg's AsyncConnection: an async generator that ends after ``timeout``.
+    async for _ in driver.notifies(timeout=timeout, stop_after=1):
+        return True
+    return False
 
 
 def _lock_key(name: str) -> int:
@@ -193,6 +215,38 @@ class PostgreSQL(Backend):
 
     def release_migration_lock(self, conn: Connection, name: str) -> None:
         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(name)})
+
+    has_notifications: ClassVar[bool] = True
+
+    def notify(self, conn: Connection, channel: str) -> None:
+        """``pg_notify``: delivered at commit, and once per transaction however often it is sent."""
+        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": _channel(channel)})
+
+    def listen(self, conn: Connection, channel: str) -> bool:
+        driver = conn.connection.driver_connection
+        add_listener = getattr(driver, "add_listener", None)
+        if add_listener is None:  # psycopg (sync or async): notifications are read with notifies()
+            conn.exec_driver_sql(f'LISTEN "{_channel(channel)}"')
+            return True
+        # asyncpg hands notifications to callbacks only (its add_listener sends the LISTEN).
+        notified = asyncio.Event()
+        conn.connection.info[_NOTIFIED] = notified
+        await_only(add_listener(_channel(channel), lambda *_: notified.set()))
+        return True
+
+    def wait_for_notification(self, conn: Connection, timeout: float) -> bool:
+        driver: Any = conn.connection.driver_connection
+        notified = conn.connection.info.get(_NOTIFIED)
+        if isinstance(notified, asyncio.Event):
+            try:
+                await_only(asyncio.wait_for(notified.wait(), timeout))
+            except TimeoutError:
+                return False
+            notified.clear()
+            return True
+        if inspect.isasyncgenfunction(getattr(driver, "notifies", None)):
+            return bool(await_only(_first_notification(driver, timeout)))
+        return any(True for _ in driver.notifies(timeout=timeout, stop_after=1))
 
     def write_position(self, conn: Connection) -> int | None:
         """The primary's current WAL position (LSN)."""
