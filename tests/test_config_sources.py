@@ -26,12 +26,12 @@ from activerecord.ops import EtcdSource, FileSource
 
 from .harness.patroni import LOOPBACK, PASSWORD, Member, PatroniCluster
 
-PREFIX = "/services/orders/connections/"
+PREFIX = "/services/registry_orders/connections/"
 
 
 class Note(ActiveRecord):
     __tablename__ = "registry_notes"
-    __connection__ = "orders"
+    __connection__ = "registry_orders"
     id: Field[int] = PrimaryKeyField()
     text: Field[str] = StringField(max_length=40)
 
@@ -44,7 +44,7 @@ async def _start(source: Any, mode: str) -> None:
 
 
 def _served_by(member: Member) -> tuple[sa.Engine, list[str]]:
-    engine = next(e for e in ConnectionManager.replica_engines("orders") if e.url.port == member.pg_port)
+    engine = next(e for e in ConnectionManager.replica_engines("registry_orders") if e.url.port == member.pg_port)
     seen: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -58,10 +58,10 @@ def _served_by(member: Member) -> tuple[sa.Engine, list[str]]:
 def registry(patroni: PatroniCluster, backend: str) -> Iterator[PatroniCluster]:
     patroni.ensure_running()
     patroni.wait_healthy()
-    for key in ("orders", "broken"):
+    for key in ("registry_orders", "broken"):
         patroni.etcd.delete(PREFIX + key)
     yield patroni
-    for name in ("orders",):
+    for name in ("registry_orders",):
         if ConnectionManager.is_configured(name):
             ConnectionManager.remove(name)
 
@@ -78,7 +78,7 @@ def _doc(patroni: PatroniCluster, replicas: list[Member], user: str = "postgres"
 async def test_etcd_adds_and_removes_replicas_under_read_load(registry: PatroniCluster, mode: str) -> None:
     primary = registry.primary()
     first, second = [m for m in registry.members if m is not primary]
-    registry.etcd.put(PREFIX + "orders", _doc(registry, [first]))
+    registry.etcd.put(PREFIX + "registry_orders", _doc(registry, [first]))
     source = EtcdSource(registry.etcd.endpoint, prefix=PREFIX)
     await _start(source, mode)
     try:
@@ -100,7 +100,7 @@ async def test_etcd_adds_and_removes_replicas_under_read_load(registry: PatroniC
             reader.start()
         applied = source.applied
         put_at = time.monotonic()
-        registry.etcd.put(PREFIX + "orders", _doc(registry, [first, second]))
+        registry.etcd.put(PREFIX + "registry_orders", _doc(registry, [first, second]))
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
         print(f"\netcd reconfiguration ({mode}): applied {time.monotonic() - put_at:.3f} s after the put")
         _, on_second = _served_by(second)
@@ -108,9 +108,9 @@ async def test_etcd_adds_and_removes_replicas_under_read_load(registry: PatroniC
         assert on_second, "the added replica serves reads"
 
         applied = source.applied
-        registry.etcd.put(PREFIX + "orders", _doc(registry, [second]))
+        registry.etcd.put(PREFIX + "registry_orders", _doc(registry, [second]))
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
-        assert [e.url.port for e in ConnectionManager.replica_engines("orders")] == [second.pg_port]
+        assert [e.url.port for e in ConnectionManager.replica_engines("registry_orders")] == [second.pg_port]
         stop.set()
         for reader in readers:
             reader.join(5)
@@ -124,7 +124,7 @@ async def test_etcd_password_rotation_keeps_inflight_transactions(registry: Patr
     primary = registry.primary()
     registry.run_sql("DROP ROLE IF EXISTS app_rotating")
     registry.run_sql("CREATE ROLE app_rotating LOGIN PASSWORD 'first-secret' SUPERUSER")
-    registry.etcd.put(PREFIX + "orders", _doc(registry, [], user="app_rotating", password="first-secret"))
+    registry.etcd.put(PREFIX + "registry_orders", _doc(registry, [], user="app_rotating", password="first-secret"))
     source = EtcdSource(registry.etcd.endpoint, prefix=PREFIX)
     await _start(source, mode)
     try:
@@ -143,7 +143,7 @@ async def test_etcd_password_rotation_keeps_inflight_transactions(registry: Patr
         assert await asyncio.to_thread(began.wait, 10)
         registry.run_sql("ALTER ROLE app_rotating PASSWORD 'second-secret'")
         applied = source.applied
-        registry.etcd.put(PREFIX + "orders", _doc(registry, [], user="app_rotating", password="second-secret"))
+        registry.etcd.put(PREFIX + "registry_orders", _doc(registry, [], user="app_rotating", password="second-secret"))
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
         if mode == "async":
             await Note.acreate(text="after rotation")
@@ -167,16 +167,16 @@ async def test_etcd_password_rotation_keeps_inflight_transactions(registry: Patr
 async def test_etcd_invalid_document_is_refused_and_the_last_good_stays(
     registry: PatroniCluster, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registry.etcd.put(PREFIX + "orders", _doc(registry, []))
+    registry.etcd.put(PREFIX + "registry_orders", _doc(registry, []))
     source = EtcdSource(registry.etcd.endpoint, prefix=PREFIX)
     await _start(source, mode)
     try:
         await asyncio.to_thread(Note.create_all)
         for bad in ("{not json", json.dumps({"write": {"driver": "postgresql", "hots": "x"}})):
             applied = source.applied
-            registry.etcd.put(PREFIX + "orders", bad)
+            registry.etcd.put(PREFIX + "registry_orders", bad)
             assert await asyncio.to_thread(source.wait_applied, applied + 1)
-            assert source.last_error is not None and source.last_error.startswith("orders:")
+            assert source.last_error is not None and source.last_error.startswith("registry_orders:")
             assert await Note.find().acount() >= 0  # still configured, still working
         assert "refused" in caplog.text and PASSWORD not in caplog.text
     finally:
@@ -185,23 +185,23 @@ async def test_etcd_invalid_document_is_refused_and_the_last_good_stays(
 
 async def test_an_invalid_document_at_start_raises(tmp_path: Path, mode: str) -> None:
     path = tmp_path / "connections.json"
-    path.write_text(json.dumps({"orders": {"driver": "sqlite", "databse": "x"}}))
+    path.write_text(json.dumps({"registry_orders": {"driver": "sqlite", "databse": "x"}}))
     with pytest.raises(ConfigurationError):
         await _start(FileSource(path), mode)
-    assert not ConnectionManager.is_configured("orders")
+    assert not ConnectionManager.is_configured("registry_orders")
 
 
 async def test_a_file_source_follows_its_file(tmp_path: Path, mode: str) -> None:
     path = tmp_path / "connections.json"
     first, second = tmp_path / "first.db", tmp_path / "second.db"
-    path.write_text(json.dumps({"orders": {"driver": "sqlite", "database": str(first)}}))
+    path.write_text(json.dumps({"registry_orders": {"driver": "sqlite", "database": str(first)}}))
     source = FileSource(path, interval=0.05)
     await _start(source, mode)
     try:
         await asyncio.to_thread(Note.create_all)
         await Note.acreate(text="first")
         applied = source.applied
-        path.write_text(json.dumps({"orders": {"driver": "sqlite", "database": str(second)}}))
+        path.write_text(json.dumps({"registry_orders": {"driver": "sqlite", "database": str(second)}}))
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
         await asyncio.to_thread(Note.create_all)
         assert await Note.find().acount() == 0  # a new database behind the same name
@@ -214,11 +214,11 @@ async def test_a_file_source_follows_its_file(tmp_path: Path, mode: str) -> None
         applied = source.applied
         path.write_text("{}")
         assert await asyncio.to_thread(source.wait_applied, applied + 1)
-        assert not ConnectionManager.is_configured("orders")
+        assert not ConnectionManager.is_configured("registry_orders")
     finally:
         await asyncio.to_thread(source.stop)
-        if ConnectionManager.is_configured("orders"):
-            await ConnectionManager.aremove("orders")
+        if ConnectionManager.is_configured("registry_orders"):
+            await ConnectionManager.aremove("registry_orders")
 
 
 class DatabaseConfigService:
@@ -240,13 +240,13 @@ class DatabaseConfigService:
 @pytest.mark.backends("postgresql")
 async def test_the_guides_database_config_service(registry: PatroniCluster) -> None:
     primary = registry.primary()
-    registry.etcd.put("/services/orders", json.dumps({"database": registry.node_config(primary), "owner": "team"}))
+    registry.etcd.put("/services/registry_orders", json.dumps({"database": registry.node_config(primary), "owner": "team"}))
     registry.etcd.put("/services/gateway", json.dumps({"owner": "edge"}))  # no database: left alone
     try:
         await DatabaseConfigService(registry.etcd.endpoint).configure_database_connections()
-        assert ConnectionManager.is_configured("orders") and not ConnectionManager.is_configured("gateway")
+        assert ConnectionManager.is_configured("registry_orders") and not ConnectionManager.is_configured("gateway")
         await asyncio.to_thread(Note.create_all)
         assert await Note.find().acount() >= 0
     finally:
-        for key in ("/services/orders", "/services/gateway"):
+        for key in ("/services/registry_orders", "/services/gateway"):
             registry.etcd.delete(key)

@@ -294,7 +294,7 @@ async def test_subscription_catches_up_exactly_once_and_rolls_back_a_failed_batc
     # A sync round refuses a coroutine handler instead of dropping its work.
     if not db.is_async:
         with pytest.raises(ConfigurationError):
-            Subscription(STORE, "wrong", _projecting(IO("async"))).run_once()
+            await db.blocking(Subscription(STORE, "wrong", _projecting(IO("async"))).run_once)
     # Another subscription name has its own checkpoint.
     other: list[int] = []
     assert await db(Subscription(STORE, "other", lambda e: other.append(e.position))).run_once() == 17
