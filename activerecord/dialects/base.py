@@ -94,6 +94,15 @@ class Backend(Protocol):
         """The keyword arguments of ``create_engine`` for ``url`` given the configured ones."""
         return dict(options)
 
+    # -- cancellation ------------------------------------------------------------------------
+
+    def kill_statement(self, driver_connection: Any) -> str | None:
+        """SQL that, run on a side connection to the same server, ends the session of
+        ``driver_connection`` (the driver's own connection object) with the statement it runs and
+        its open transaction, for a task cancelled while it waits on that statement; None where
+        nothing is needed (the driver cancels the statement itself, or there is no server)."""
+        return None
+
     # -- column types ------------------------------------------------------------------------
 
     def datetime_type(self) -> TypeEngine[Any] | None:

@@ -164,6 +164,13 @@ class MySQL(Backend):
             return url
         return url.set(drivername=f"mysql+{registered}")
 
+    def kill_statement(self, driver_connection: Any) -> str | None:
+        # The client drops a connection whose statement was cancelled, but the server only
+        # notices when it next writes to it: until the statement ends, its session keeps running
+        # it inside the open transaction, locks held. KILL CONNECTION, not KILL QUERY: a statement
+        # still in flight when the kill arrives would start after a KILL QUERY, not after this.
+        return f"KILL CONNECTION {int(driver_connection.thread_id())}"
+
     def datetime_type(self) -> TypeEngine[Any] | None:
         # Microsecond precision, which MySQL's DATETIME drops by default.
         return mysql.DATETIME(fsp=6)

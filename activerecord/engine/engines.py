@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..dialects import backend_for
+from . import cancel as _cancel
 from . import faults as _faults
 from .config import NodeConfig, engine_args
 
@@ -66,7 +67,10 @@ class NodeEngines:
                     self._keep_memory_db()
                     url, options = engine_args(self.node, self.node.async_url)
                     engine = create_async_engine(url, **options)
-                    _faults.install(engine.sync_engine, backend_for(self.node.backend).classify_error)
+                    backend = backend_for(self.node.backend)
+                    # (First: it sees the arguments of a connect before `faults` makes it.)
+                    _cancel.install(engine.sync_engine, backend.kill_statement)
+                    _faults.install(engine.sync_engine, backend.classify_error)
                     self._async = engine
                     if self.on_create is not None:
                         self.on_create(self)
