@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ..dialects import BACKENDS, backend_for
+from ..dialects import BACKENDS, Backend, backend_for
 from ..errors import ConfigurationError
 
 _URL_KEYS = {"driver", "host", "port", "database", "user", "username", "password", "options", "url"}
@@ -30,7 +30,10 @@ _ENGINE_KEYS = {
     "connect_args",
     "isolation_level",
 }
-NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | {"weight"})
+#: The node is reached through pgbouncer in transaction pooling mode: the backend turns the
+#: drivers' server-side prepared statements off (`Backend.behind_pgbouncer`).
+PGBOUNCER = "pgbouncer"
+NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | {"weight", PGBOUNCER})
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
 
     settings = backend_for(backend)
     url, memory_uri = settings.prepare_url(name, url)
+    engine_options = _pgbouncer(name, raw, settings, url, engine_options)
     sync_driver, async_driver = settings.sync_driver, settings.async_driver
     given = url.drivername.split("+", 1)
     if len(given) == 2:
@@ -176,3 +180,16 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
         weight=weight,
         memory_uri=memory_uri,
     )
+
+
+def _pgbouncer(
+    name: str, raw: Mapping[str, Any], backend: Backend, url: URL, options: dict[str, Any]
+) -> dict[str, Any]:
+    """``options`` with the ``pgbouncer`` setting checked and kept for `Backend.engine_options`."""
+    behind = raw.get(PGBOUNCER, False)
+    if not isinstance(behind, bool):
+        raise ConfigurationError(f"connection {name!r}: {PGBOUNCER!r} must be true or false, not {behind!r}")
+    if not behind:
+        return options
+    backend.behind_pgbouncer(name, url, options)
+    return {**options, PGBOUNCER: True}
