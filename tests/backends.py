@@ -74,7 +74,10 @@ class BackendDatabases:
             # Databases are made and dropped on the server directly; the tests' connections go
             # through the bouncer.
             try:
-                self._bouncer = PgBouncer(self._admin.url.port or 5432, self._admin.url.host or "127.0.0.1", 4)
+                # A database made after a failed login (a replica coming back) is served within a second.
+                self._bouncer = PgBouncer(
+                    self._admin.url.port or 5432, self._admin.url.host or "127.0.0.1", pool_size=4, login_retry=0.5
+                )
                 self._bouncer.start()
             except HarnessError as exc:
                 self.error = f"pgbouncer: {exc}"
