@@ -25,7 +25,7 @@ ALL_BACKENDS = ("sqlite", "postgresql", "mysql")
 PGBOUNCER = "postgresql-pgbouncer"
 KNOWN_BACKENDS = (*ALL_BACKENDS, PGBOUNCER)
 PGBOUNCER_SUITE = frozenset(
-    {"test_persistence", "test_queries", "test_transactions", "test_replicas", "test_pgbouncer"}
+    {"test_persistence", "test_queries", "test_transactions", "test_replicas", "test_pgbouncer", "test_cancel"}
 )
 
 

@@ -87,12 +87,15 @@ async def test_a_cancelled_statement_is_gone_from_the_server_and_the_task_goes_o
 async def test_a_cancelled_transaction_is_rolled_back_and_its_locks_released(db: IO) -> None:
     author = await Author.acreate(name="before")
     tag = f"ar-cancel-{uuid.uuid4().hex}"
+    rolled_back: list[bool] = []
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5):
-            async with Author.atransaction():
+            async with Author.atransaction() as tx:
+                tx.on_rollback(lambda: rolled_back.append(True))
                 await author.aupdate(name="inside")  # the row is locked from here on
                 await ActiveRecord.aexecute_raw(_sleep(5, tag))
     assert await _until_gone(tag, within=1.0) < 1.0
+    assert rolled_back == [True]
     # Another connection updates the row at once: no lock is left behind.
     started = time.monotonic()
     await asyncio.to_thread(_update_without_waiting, author.id, "elsewhere")
