@@ -29,16 +29,6 @@ PGBOUNCER_SUITE = frozenset(
 )
 
 
-class ThroughPgBouncer(str):
-    """The ``backend`` value a test gets for `PGBOUNCER`: equal to ``"postgresql"``, the server it
-    talks to, so that test bodies comparing backend names hold through pgbouncer unchanged."""
-
-
-def backend_id(backend: str) -> str:
-    """The id a ``backend`` value was selected by (``postgresql-pgbouncer`` for `ThroughPgBouncer`)."""
-    return PGBOUNCER if isinstance(backend, ThroughPgBouncer) else str(backend)
-
-
 def server_of(backend: str) -> str:
     """The database server behind a backend id: ``postgresql-pgbouncer`` is ``postgresql``."""
     return backend.split("-", 1)[0]

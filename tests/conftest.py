@@ -21,8 +21,6 @@ from .backends import (
     PGBOUNCER,
     PGBOUNCER_SUITE,
     BackendDatabases,
-    ThroughPgBouncer,
-    backend_id,
     server_of,
 )
 from .dual import IO
@@ -42,6 +40,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "PostgreSQL through pgbouncer in transaction mode, for every PostgreSQL test)"
         ),
     )
+
+
+THROUGH_PGBOUNCER = pytest.mark.through_pgbouncer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "through_pgbouncer: PostgreSQL reached through pgbouncer (set by --backends)")
 
 
 def selected_backends(config: pytest.Config) -> list[str]:
@@ -72,8 +77,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if marker is not None:
             # A test for "postgresql" runs through pgbouncer too (when that is selected).
             backends = [b for b in backends if b in marker.args or server_of(b) in marker.args]
-        values = [ThroughPgBouncer(server_of(b)) if b == PGBOUNCER else b for b in backends]
-        metafunc.parametrize("backend", values, ids=backends, scope="session")
+        # Through pgbouncer the test sees backend "postgresql" (the server it talks to), so test
+        # bodies comparing backend names hold unchanged; the mark tells `backend_dbs`.
+        values = [pytest.param(server_of(b), id=b, marks=THROUGH_PGBOUNCER) if b == PGBOUNCER else b for b in backends]
+        metafunc.parametrize("backend", values, scope="session")
     if "mode" in metafunc.fixturenames:
         modes = ["sync", "async"]
         marker = metafunc.definition.get_closest_marker("modes")
@@ -97,8 +104,10 @@ def _configured() -> dict[str, object]:
 
 
 @pytest.fixture
-def backend_dbs(backend: str, databases: dict[str, BackendDatabases]) -> BackendDatabases:
-    key = backend_id(backend)
+def backend_dbs(
+    backend: str, databases: dict[str, BackendDatabases], request: pytest.FixtureRequest
+) -> BackendDatabases:
+    key = PGBOUNCER if request.node.get_closest_marker(THROUGH_PGBOUNCER.name) else backend
     if key not in databases:
         databases[key] = BackendDatabases(key)
     dbs = databases[key]
