@@ -15,7 +15,14 @@ import sqlalchemy as sa
 
 from activerecord import ConnectionManager, metadata_for
 
-from .backends import ALL_BACKENDS, BackendDatabases
+from .backends import (
+    ALL_BACKENDS,
+    KNOWN_BACKENDS,
+    PGBOUNCER,
+    PGBOUNCER_SUITE,
+    BackendDatabases,
+    server_of,
+)
 from .dual import IO
 
 pytest_plugins = ["tests.harness.fixtures"]
@@ -28,25 +35,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--backends",
         default=os.environ.get("AR_TEST_BACKENDS", ",".join(ALL_BACKENDS)),
-        help="comma-separated backends to run against (sqlite,postgresql,mysql)",
+        help=(
+            "comma-separated backends to run against (sqlite,postgresql,mysql; postgresql-pgbouncer: "
+            "PostgreSQL through pgbouncer in transaction mode, for every PostgreSQL test)"
+        ),
     )
+
+
+THROUGH_PGBOUNCER = pytest.mark.through_pgbouncer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "through_pgbouncer: PostgreSQL reached through pgbouncer (set by --backends)")
 
 
 def selected_backends(config: pytest.Config) -> list[str]:
     names = [b.strip() for b in str(config.getoption("--backends")).split(",") if b.strip()]
-    unknown = set(names) - set(ALL_BACKENDS)
+    unknown = set(names) - set(KNOWN_BACKENDS)
     if unknown:
         raise pytest.UsageError(f"unknown backend(s): {', '.join(sorted(unknown))}")
     return names
 
 
+def _through_pgbouncer_by_default(metafunc: pytest.Metafunc, backends: list[str]) -> bool:
+    """The modules of `PGBOUNCER_SUITE` also run through pgbouncer wherever PostgreSQL runs."""
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    return (
+        module in PGBOUNCER_SUITE
+        and "postgresql" in backends
+        and PGBOUNCER not in backends
+        and os.environ.get("AR_TEST_PGBOUNCER", "1") != "0"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         backends = selected_backends(metafunc.config)
+        if _through_pgbouncer_by_default(metafunc, backends):
+            backends = [*backends, PGBOUNCER]
         marker = metafunc.definition.get_closest_marker("backends")
         if marker is not None:
-            backends = [b for b in backends if b in marker.args]
-        metafunc.parametrize("backend", backends, scope="session")
+            # A test for "postgresql" runs through pgbouncer too (when that is selected).
+            backends = [b for b in backends if b in marker.args or server_of(b) in marker.args]
+        # Through pgbouncer the test sees backend "postgresql" (the server it talks to), so test
+        # bodies comparing backend names hold unchanged; the mark tells `backend_dbs`.
+        values = [pytest.param(server_of(b), id=b, marks=THROUGH_PGBOUNCER) if b == PGBOUNCER else b for b in backends]
+        metafunc.parametrize("backend", values, scope="session")
     if "mode" in metafunc.fixturenames:
         modes = ["sync", "async"]
         marker = metafunc.definition.get_closest_marker("modes")
@@ -70,10 +104,13 @@ def _configured() -> dict[str, object]:
 
 
 @pytest.fixture
-def backend_dbs(backend: str, databases: dict[str, BackendDatabases]) -> BackendDatabases:
-    if backend not in databases:
-        databases[backend] = BackendDatabases(backend)
-    dbs = databases[backend]
+def backend_dbs(
+    backend: str, databases: dict[str, BackendDatabases], request: pytest.FixtureRequest
+) -> BackendDatabases:
+    key = PGBOUNCER if request.node.get_closest_marker(THROUGH_PGBOUNCER.name) else backend
+    if key not in databases:
+        databases[key] = BackendDatabases(key)
+    dbs = databases[key]
     dbs.require()
     return dbs
 
@@ -87,6 +124,7 @@ async def db(
     backend: str, mode: str, backend_dbs: BackendDatabases, _configured: dict[str, object]
 ) -> AsyncIterator[IO]:
     """Connections ``default``, ``users`` and ``orders`` on ``backend``, with empty tables."""
+    backend = backend_dbs.backend  # (the id: PostgreSQL through pgbouncer has databases of its own)
     if _configured["backend"] != backend:
         await ConnectionManager.aclear()
         _configured["backend"] = backend

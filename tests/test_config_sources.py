@@ -240,7 +240,9 @@ class DatabaseConfigService:
 @pytest.mark.backends("postgresql")
 async def test_the_guides_database_config_service(registry: PatroniCluster) -> None:
     primary = registry.primary()
-    registry.etcd.put("/services/registry_orders", json.dumps({"database": registry.node_config(primary), "owner": "team"}))
+    registry.etcd.put(
+        "/services/registry_orders", json.dumps({"database": registry.node_config(primary), "owner": "team"})
+    )
     registry.etcd.put("/services/gateway", json.dumps({"owner": "edge"}))  # no database: left alone
     try:
         await DatabaseConfigService(registry.etcd.endpoint).configure_database_connections()

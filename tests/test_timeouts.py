@@ -123,14 +123,23 @@ def _socket_of(driver_connection: Any) -> socket.socket:
     return socket.socket(fileno=socket.dup(raw.fileno()))
 
 
+def _bound_of(adapted: Any) -> float | None:
+    """The read timeout activerecord's asyncmy connection class applies to each statement."""
+    from activerecord.dialects.mysql import _timed_connection
+
+    return DEFAULT_READ_TIMEOUT if type(adapted) is _timed_connection(DEFAULT_READ_TIMEOUT) else None
+
+
 async def test_default_keepalives_and_read_timeout_are_on_every_connection(db: IO, mode: str) -> None:
     if mode == "async":
         conn = await ConnectionManager.async_engine("default").connect()
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
+        adapted = raw.dbapi_connection
     else:
         sync_conn = ConnectionManager.engine("default").connect()
         driver = sync_conn.connection.driver_connection
+        adapted = None
     sock = _socket_of(driver)
     try:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
@@ -144,6 +153,8 @@ async def test_default_keepalives_and_read_timeout_are_on_every_connection(db: I
     read_timeout = {
         "activerecord": lambda: driver.read_timeout,  # psycopg's connection class with one
         "asyncpg": lambda: driver._config.command_timeout,
+        # asyncmy: bounded around each statement by activerecord's adapted cursor (see dialects/mysql)
+        "asyncmy": lambda: _bound_of(adapted),
     }.get(type(driver).__module__.split(".")[0], lambda: driver._read_timeout)()
     assert read_timeout == DEFAULT_READ_TIMEOUT
     if mode == "async":

@@ -106,6 +106,24 @@ class Backend(Protocol):
         """The keyword arguments of ``create_engine`` for ``url`` given the configured ones."""
         return dict(options)
 
+    def behind_pgbouncer(self, connection: str, url: URL, options: Mapping[str, Any]) -> None:
+        """Check a node configured with ``pgbouncer: true`` (reached through pgbouncer in transaction
+        pooling mode): `ConfigurationError` where it cannot work, as on any backend but PostgreSQL.
+        `engine_options` then sees the setting as ``options["pgbouncer"]``."""
+        raise ConfigurationError(
+            f"connection {connection!r}: 'pgbouncer' is a PostgreSQL setting, "
+            f"and this connection is {self.name}: remove it"
+        )
+
+    # -- cancellation ------------------------------------------------------------------------
+
+    def kill_statement(self, driver_connection: Any) -> str | None:
+        """SQL that, run on a side connection to the same server, ends the session of
+        ``driver_connection`` (the driver's own connection object) with the statement it runs and
+        its open transaction, for a task cancelled while it waits on that statement; None where
+        nothing is needed (the driver cancels the statement itself, or there is no server)."""
+        return None
+
     # -- column types ------------------------------------------------------------------------
 
     def datetime_type(self) -> TypeEngine[Any] | None:

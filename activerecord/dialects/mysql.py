@@ -16,6 +16,7 @@ FLOAT and DOUBLE columns are read as the drivers decode them (`_DriverFloat`). B
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,11 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects import mysql, registry
-from sqlalchemy.dialects.mysql.asyncmy import MySQLDialect_asyncmy
+from sqlalchemy.dialects.mysql.asyncmy import (
+    AsyncAdapt_asyncmy_connection,
+    AsyncAdapt_asyncmy_cursor,
+    MySQLDialect_asyncmy,
+)
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.engine.interfaces import ConnectArgsType
@@ -167,6 +172,11 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
         keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)
         statement_timeout: float | None = cparams.pop(STATEMENT_TIMEOUT_ARG, None)
         connect_timeout: float | None = cparams.get("connect_timeout")
+        # asyncmy bounds each read with asyncio.wait_for, which on Python 3.11 can swallow the
+        # cancellation of the task when the read completes at the same moment: a cancelled task
+        # then runs its next statement to the end. The bound is applied around each statement
+        # with asyncio.timeout instead, which tells its own timeout from a cancellation.
+        read_timeout: float | None = cparams.pop("read_timeout", None)
         open_connection = cparams.pop("async_creator_fn", None) or importlib.import_module("asyncmy").connect
 
         async def connect(*args: Any, **kwargs: Any) -> Any:
@@ -181,7 +191,41 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
                     await cursor.execute(_statement_timeout_sql(connection.get_server_info(), statement_timeout))
             return connection
 
-        return super().connect(*cargs, async_creator_fn=connect, **cparams)
+        adapted: Any = super().connect(*cargs, async_creator_fn=connect, **cparams)
+        if read_timeout is not None:
+            adapted.__class__ = _timed_connection(read_timeout)
+        return adapted
+
+
+@functools.cache
+def _timed_connection(read_timeout: float) -> type[AsyncAdapt_asyncmy_connection]:
+    """SQLAlchemy's asyncmy connection whose statements each end within ``read_timeout`` seconds
+    (one class per value: the adapted connection has no room for a setting of its own)."""
+
+    class TimedCursor(AsyncAdapt_asyncmy_cursor):
+        __slots__ = ()
+
+        async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+            return await _bounded(super()._execute_async(operation, parameters), read_timeout)
+
+        async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+            return await _bounded(super()._executemany_async(operation, seq_of_parameters), read_timeout)
+
+    class TimedConnection(AsyncAdapt_asyncmy_connection):
+        __slots__ = ()
+        _cursor_cls = TimedCursor
+
+    return TimedConnection
+
+
+async def _bounded(work: Any, seconds: float) -> Any:
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        raise importlib.import_module("asyncmy.errors").OperationalError(
+            2013, f"Lost connection to MySQL server during query (no answer within read_timeout={seconds:g}s)"
+        ) from None
 
 
 registry.register("mysql.activerecord_pymysql", __name__, "PyMySQLDialect")
@@ -267,6 +311,13 @@ class MySQL(Backend):
             if options.statement_timeout is not None:
                 args[STATEMENT_TIMEOUT_ARG] = options.statement_timeout
         return args
+
+    def kill_statement(self, driver_connection: Any) -> str | None:
+        # The client drops a connection whose statement was cancelled, but the server only
+        # notices when it next writes to it: until the statement ends, its session keeps running
+        # it inside the open transaction, locks held. KILL CONNECTION, not KILL QUERY: a statement
+        # still in flight when the kill arrives would start after a KILL QUERY, not after this.
+        return f"KILL CONNECTION {int(driver_connection.thread_id())}"
 
     def datetime_type(self) -> TypeEngine[Any] | None:
         # Microsecond precision, which MySQL's DATETIME drops by default.

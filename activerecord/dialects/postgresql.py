@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import math
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -113,6 +114,33 @@ async def _first_notification(driver: Any, timeout: float) -> bool:
     return False
 
 
+#: The node setting for pgbouncer in transaction pooling mode (``engine.config.PGBOUNCER``).
+PGBOUNCER = "pgbouncer"
+#: The execution option that marks an engine's connections as going through pgbouncer.
+THROUGH_PGBOUNCER = "activerecord_pgbouncer"
+# The driver arguments that keep server-side prepared statements off, with their "off" value:
+# asyncpg's statement cache, SQLAlchemy's asyncpg prepared statement cache, psycopg's automatic
+# preparation. Any other value turns them back on.
+_PREPARES_NOTHING: dict[str, int | None] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepare_threshold": None,
+}
+
+
+def _is_off(value: Any, off: int | None) -> bool:
+    if off is None:
+        return value is None
+    return str(value).strip() == str(off)
+
+
+def _statement_name() -> str:
+    # SQLAlchemy's asyncpg dialect prepares every statement under a name. asyncpg numbers them
+    # per connection (__asyncpg_stmt_1__, ...): behind pgbouncer two clients' statements would
+    # meet under one name on a shared server connection.
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
 def _lock_key(name: str) -> int:
     # pg_advisory_lock takes a signed 64-bit key.
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
@@ -171,6 +199,35 @@ class PostgreSQL(Backend):
             args[READ_TIMEOUT_ARG] = options.read_timeout
         return args
 
+    def behind_pgbouncer(self, connection: str, url: URL, options: Mapping[str, Any]) -> None:
+        """pgbouncer in transaction pooling mode gives each transaction any server connection: a
+        statement prepared in one is unknown in the next. A node behind it must not turn the
+        drivers' server-side prepared statements back on."""
+        given = {**url.query, **(options.get("connect_args") or {})}
+        for key, off in _PREPARES_NOTHING.items():
+            if key in given and not _is_off(given[key], off):
+                raise ConfigurationError(
+                    f"connection {connection!r}: {key}={given[key]!r} prepares statements on the server, which "
+                    f"pgbouncer in transaction mode cannot serve; remove it ('pgbouncer': true turns them off)"
+                )
+
+    def engine_options(self, url: URL, options: Mapping[str, Any]) -> dict[str, Any]:
+        result = dict(options)
+        if not result.pop(PGBOUNCER, False):
+            return result
+        args = dict(result.get("connect_args") or {})
+        driver = url.get_driver_name().removeprefix("activerecord_")  # (our dialects are the drivers')
+        if driver == "asyncpg":
+            args.setdefault("statement_cache_size", 0)
+            args.setdefault("prepared_statement_cache_size", 0)
+            args.setdefault("prepared_statement_name_func", _statement_name)
+        elif driver.startswith("psycopg"):
+            args.setdefault("prepare_threshold", None)
+        result["connect_args"] = args
+        # Marks the engine's connections: the migration lock (session state) refuses them.
+        result["execution_options"] = {**(result.get("execution_options") or {}), THROUGH_PGBOUNCER: True}
+        return result
+
     def json_type(self) -> TypeEngine[Any] | None:
         # JSONB indexes and compares, which JSON does not.
         return sa_postgresql.JSONB(none_as_null=True)
@@ -195,6 +252,13 @@ class PostgreSQL(Backend):
     def acquire_migration_lock(self, conn: Connection, name: str, timeout: float, waiting: Callable[[], None]) -> bool:
         """A session-level ``pg_advisory_lock``: it survives the migration's own commits and
         vanishes with the session if the process dies."""
+        if conn.get_execution_options().get(THROUGH_PGBOUNCER):
+            # pgbouncer in transaction mode hands the session back after each transaction: the
+            # lock would be held by whichever client gets that server connection next.
+            raise ConfigurationError(
+                "migrations cannot run through pgbouncer in transaction mode (the migration lock is "
+                "session state): configure the connection without 'pgbouncer', to PostgreSQL directly"
+            )
         key = _lock_key(name)
         if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             return True

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ..dialects import BACKENDS, backend_for
+from ..dialects import BACKENDS, Backend, backend_for
 from ..dialects.options import SSL_MODES, ConnectOptions, Keepalives, SSLOptions
 from ..errors import ConfigurationError
 
@@ -37,7 +37,10 @@ _ENGINE_KEYS = {
 }
 # Driver-neutral connect options, translated per driver by the backend (`ConnectOptions`).
 _CONNECT_KEYS = {"connect_timeout", "read_timeout", "statement_timeout", "application_name", "ssl", "keepalives"}
-NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | _CONNECT_KEYS | {"weight", "checkout_warning"})
+#: The node is reached through pgbouncer in transaction pooling mode: the backend turns the
+#: drivers' server-side prepared statements off (`Backend.behind_pgbouncer`).
+PGBOUNCER = "pgbouncer"
+NODE_KEYS = frozenset(_URL_KEYS | _ENGINE_KEYS | _CONNECT_KEYS | {"weight", "checkout_warning", PGBOUNCER})
 # The connect arguments given for one mode only: the rest of `_ENGINE_KEYS` serves both.
 _MODE_ARGS = ("sync_connect_args", "async_connect_args")
 
@@ -309,6 +312,7 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
 
     settings = backend_for(backend)
     url, memory_uri = settings.prepare_url(name, url)
+    engine_options = _pgbouncer(name, raw, settings, url, engine_options)
     sync_driver, async_driver = settings.sync_driver, settings.async_driver
     given = url.drivername.split("+", 1)
     if len(given) == 2:
@@ -328,3 +332,16 @@ def parse_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
         weight=weight,
         memory_uri=memory_uri,
     )
+
+
+def _pgbouncer(
+    name: str, raw: Mapping[str, Any], backend: Backend, url: URL, options: dict[str, Any]
+) -> dict[str, Any]:
+    """``options`` with the ``pgbouncer`` setting checked and kept for `Backend.engine_options`."""
+    behind = raw.get(PGBOUNCER, False)
+    if not isinstance(behind, bool):
+        raise ConfigurationError(f"connection {name!r}: {PGBOUNCER!r} must be true or false, not {behind!r}")
+    if not behind:
+        return options
+    backend.behind_pgbouncer(name, url, options)
+    return {**options, PGBOUNCER: True}

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..dialects import backend_for
+from . import cancel as _cancel
 from . import checkout as _checkout
 from . import faults as _faults
 from . import timeouts as _timeouts
@@ -130,6 +131,9 @@ class NodeEngines:
         self._keep_memory_db()
         url, options = engine_args(self.node, self.node.async_url)
         engine = create_async_engine(url, **options)
+        # (Before `faults`: the cancellation handler records a connect's arguments before the
+        # connect itself is made.)
+        _cancel.install(engine.sync_engine, backend_for(self.node.backend).kill_statement)
         self._instrument(engine.sync_engine)
         return engine
 

@@ -31,13 +31,17 @@ def available() -> str | None:
 class PgBouncer:
     """``with PgBouncer(5432) as bouncer:`` listens on ``bouncer.port``, pooling per transaction."""
 
-    def __init__(self, server_port: int, server_host: str = "127.0.0.1", pool_size: int = 2) -> None:
+    def __init__(
+        self, server_port: int, server_host: str = "127.0.0.1", pool_size: int = 2, login_retry: float = 15.0
+    ) -> None:
         reason = available()
         if reason is not None:
             raise HarnessError(reason)
         self.server = (server_host, server_port)
         self.port = free_port()
         self.pool_size = pool_size
+        # Seconds pgbouncer refuses a database at once after its server refused a login (15 by default).
+        self.login_retry = login_retry
         self.root = Path(tempfile.mkdtemp(prefix="ar-pgbouncer-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -66,6 +70,7 @@ class PgBouncer:
             f"auth_file = {self.root}/userlist.txt\n"
             "pool_mode = transaction\n"
             f"default_pool_size = {self.pool_size}\n"
+            f"server_login_retry = {self.login_retry:g}\n"
             "max_client_conn = 500\n"
             "ignore_startup_parameters = extra_float_digits,options\n"
             f"logfile = {self.root}/pgbouncer.log\n"

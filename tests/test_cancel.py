@@ -1,0 +1,134 @@
+"""A cancelled async statement stops on the server: its session holds no locks afterwards.
+
+asyncpg sends PostgreSQL a cancel request when the awaiting task is cancelled; on MariaDB
+activerecord kills the statement's session from a side connection. Either way the statement is
+gone from the server's process list at once, its transaction is rolled back, and the next call
+on the same task works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from activerecord import ActiveRecord, ConnectionManager
+from tests.dual import IO
+from tests.models import Author
+
+pytestmark = [pytest.mark.modes("async"), pytest.mark.backends("postgresql", "mysql")]
+
+# What the server shows for sessions whose current (or last) statement carries a tag.
+_SESSIONS = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE query LIKE :tag AND pid <> pg_backend_pid()",
+    "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE :tag AND ID <> CONNECTION_ID()",
+}
+# Fail at once instead of waiting for a lock.
+_NO_WAIT = {"postgresql": "SET lock_timeout = '500ms'", "mysql": "SET SESSION innodb_lock_wait_timeout = 1"}
+
+
+def _sleep(seconds: float, tag: str) -> str:
+    function = "pg_sleep" if ConnectionManager.backend() == "postgresql" else "SLEEP"
+    return f"SELECT {function}({seconds}) /* {tag} */"
+
+
+def _sessions(tag: str) -> int:
+    """The sessions running (or last having run) a statement tagged ``tag``, seen from outside."""
+    with ConnectionManager.engine().connect() as conn:
+        return int(conn.execute(sa.text(_SESSIONS[ConnectionManager.backend()]), {"tag": f"%{tag}%"}).scalar_one())
+
+
+async def _until_gone(tag: str, within: float) -> float:
+    """Seconds until no session runs ``tag`` (fails after ``within``)."""
+    start = time.monotonic()
+    while await asyncio.to_thread(_sessions, tag):
+        assert time.monotonic() - start < within, f"a session still runs {tag!r} after {within}s"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+async def _until_running(tag: str) -> None:
+    deadline = time.monotonic() + 5
+    while not await asyncio.to_thread(_sessions, tag):
+        assert time.monotonic() < deadline, "the statement never reached the server"
+        await asyncio.sleep(0.02)
+
+
+def _update_without_waiting(author_id: int, name: str) -> None:
+    """Update the row from another connection, failing if any lock is still held on it."""
+    with ConnectionManager.engine().connect() as conn:
+        conn.execute(sa.text(_NO_WAIT[ConnectionManager.backend()]))
+        conn.execute(sa.text("UPDATE authors SET name = :n WHERE id = :i"), {"n": name, "i": author_id})
+        conn.commit()
+
+
+async def test_a_cancelled_statement_is_gone_from_the_server_and_the_task_goes_on(db: IO) -> None:
+    tag = f"ar-cancel-{uuid.uuid4().hex}"
+    task = asyncio.create_task(ActiveRecord.aexecute_raw(_sleep(5, tag)))
+    await _until_running(tag)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert await _until_gone(tag, within=1.0) < 1.0
+
+    # The same in this task, cancelled by a timeout: the next call on it works.
+    tag = f"ar-cancel-{uuid.uuid4().hex}"
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await ActiveRecord.aexecute_raw(_sleep(5, tag))
+    assert await _until_gone(tag, within=1.0) < 1.0
+    assert (await ActiveRecord.aexecute_raw("SELECT 1")).scalar() == 1
+
+
+async def test_a_cancelled_transaction_is_rolled_back_and_its_locks_released(db: IO) -> None:
+    author = await Author.acreate(name="before")
+    tag = f"ar-cancel-{uuid.uuid4().hex}"
+    rolled_back: list[bool] = []
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            async with Author.atransaction() as tx:
+                tx.on_rollback(lambda: rolled_back.append(True))
+                await author.aupdate(name="inside")  # the row is locked from here on
+                await ActiveRecord.aexecute_raw(_sleep(5, tag))
+    assert await _until_gone(tag, within=1.0) < 1.0
+    assert rolled_back == [True]
+    # Another connection updates the row at once: no lock is left behind.
+    started = time.monotonic()
+    await asyncio.to_thread(_update_without_waiting, author.id, "elsewhere")
+    assert time.monotonic() - started < 0.5
+    # The cancelled transaction's update was rolled back; this task goes on working.
+    assert [a.name for a in await Author.find().aall()] == ["elsewhere"]
+    async with Author.atransaction():
+        await author.areload()
+        await author.aupdate(name="after")
+    assert [a.name for a in await Author.find().aall()] == ["after"]
+
+
+async def test_many_cancelled_transactions_leave_no_session_behind(db: IO) -> None:
+    authors = [await Author.acreate(name=f"a{i}") for i in range(5)]
+    tag = f"ar-cancel-{uuid.uuid4().hex}"
+    rng = random.Random(13)
+
+    async def work(author: Author) -> None:
+        async with Author.atransaction():
+            await Author.find().where(Author.id == author.id).aupdate_all(age=1)
+            await ActiveRecord.aexecute_raw(_sleep(5, tag))
+
+    started = time.monotonic()
+    for round_ in range(50):
+        task = asyncio.create_task(work(authors[round_ % len(authors)]))
+        # Cancelled at any point: before the statement is sent, while it runs, or while it starts.
+        await asyncio.sleep(rng.uniform(0, 0.05))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)
+    assert time.monotonic() - started < 25  # each round ends at once, not after its 5 s sleep
+    assert await _until_gone(tag, within=1.0) < 1.0
+    for author in authors:
+        await asyncio.to_thread(_update_without_waiting, author.id, "free")
+    assert await Author.find().where(Author.age == 1).acount() == 0
+    assert await Author.find().where(Author.name == "free").acount() == len(authors)
