@@ -180,7 +180,10 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
         open_connection = cparams.pop("async_creator_fn", None) or importlib.import_module("asyncmy").connect
 
         async def connect(*args: Any, **kwargs: Any) -> Any:
-            connection = await asyncio.wait_for(open_connection(*args, **kwargs), connect_timeout)
+            # asyncio.timeout, not wait_for: a cancellation arriving as the connect completes
+            # must still cancel the task (Python 3.11's wait_for can drop it).
+            async with asyncio.timeout(connect_timeout):
+                connection = await open_connection(*args, **kwargs)
             transport = getattr(connection, "_transport", None)
             if isinstance(kwargs.get("ssl"), ssl.SSLContext):
                 encrypted = transport is not None and transport.get_extra_info("sslcontext") is not None
