@@ -263,6 +263,26 @@ about 20 µs per statement with asyncpg); on MariaDB, bulk writes go out 1,000 r
 """
 
 
+def _mixed_section(results: list[RunResult]) -> list[str]:
+    """W8 per backend and contender: throughput and the latency of single operations."""
+    measured = [r for r in results if r.status == "ok" and r.mixed]
+    if not measured:
+        return []
+    lines = [
+        "## W8: throughput under concurrency",
+        "",
+        "Medians over the repeats. Latency counts from an operation's start to its end, its wait "
+        "for a pooled connection included.",
+        "",
+        *_header(["backend", "contender", "mode", "ops/s", "p50 ms", "p99 ms", "worst ms"]),
+    ]
+    for result in measured:
+        entry = BY_NAME[result.contender]
+        figures = [goals.mixed_median(result, key) or 0.0 for key in ("ops_s", "p50_ms", "p99_ms", "worst_ms")]
+        lines.append(_row([result.backend, entry.label, entry.mode, *(_num(v) for v in figures)]))
+    return [*lines, ""]
+
+
 def _targets_section(results: list[RunResult]) -> list[str]:
     found = goals.checks(results)
     if not found:
@@ -316,6 +336,7 @@ def render(results: list[RunResult], meta: dict[str, Any], chart_name: str) -> s
     lines += _workload_section(sizes)
     for backend in dict.fromkeys(r.backend for r in results):
         lines += _backend_section(backend, results)
+    lines += _mixed_section(results)
     lines += _targets_section(results)
     lines += _notes_section(results)
     return "\n".join(lines)
