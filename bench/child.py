@@ -143,6 +143,7 @@ def _sync_pass(contender: SyncContender, inputs: Inputs, clock: _Clock) -> None:
         started = clock.start()
         mixed = run_threads(one, ops)
         clock.stop_mixed(started, mixed, sum(op[0] == "get" for op in ops), sum(hits))
+        contender.release()
     if clock.timed:
         with PeakMemory() as peak:
             count = timed("W7", lambda: contender.stream(sizes.stream_batch, _ignore))
@@ -198,6 +199,7 @@ async def _async_pass(contender: AsyncContender, inputs: Inputs, clock: _Clock) 
         started = clock.start()
         mixed = await run_tasks(one, ops)
         clock.stop_mixed(started, mixed, sum(op[0] == "get" for op in ops), sum(hits))
+        await contender.release()
     if clock.timed:
         with PeakMemory() as peak:
             count = await timed("W7", lambda: contender.stream(sizes.stream_batch, _ignore))

@@ -54,6 +54,9 @@ class Contender(AsyncContender):
     async def mixed_insert(self, row: Row) -> int:
         return (await Item.acreate(**row._asdict())).id
 
+    async def release(self) -> None:
+        await ConnectionManager.adispose()
+
     async def fetch_objects(self) -> int:
         return len(await Item.find().aall())
 

@@ -60,6 +60,9 @@ class Contender(SyncContender):
     def mixed_insert(self, row: Row) -> int:
         return (Item.create(**row._asdict())).id
 
+    def release(self) -> None:
+        ConnectionManager.dispose()
+
     def fetch_objects(self) -> int:
         return len(Item.find().all())
 

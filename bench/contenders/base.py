@@ -103,6 +103,10 @@ class SyncContender(_Described, ABC):
         """W8: one insert, committed; the new key."""
         raise NotImplementedError
 
+    def release(self) -> None:
+        """After W8 (untimed): close the pool's idle connections. The contenders of a backend
+        run side by side, and ten pools of ten idle connections would exhaust a server's limit."""
+
     def close(self) -> None:
         """Release connections (untimed)."""
 
@@ -168,6 +172,10 @@ class AsyncContender(_Described, ABC):
     async def mixed_insert(self, row: Row) -> int:
         """W8 (optional)."""
         raise NotImplementedError
+
+    async def release(self) -> None:
+        """After W8 (untimed): close the pool's idle connections. The contenders of a backend
+        run side by side, and ten pools of ten idle connections would exhaust a server's limit."""
 
     async def close(self) -> None:
         """Release connections (untimed)."""

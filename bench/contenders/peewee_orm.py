@@ -157,6 +157,9 @@ class Contender(SyncContender):
         with self.db.connection_context():
             return int(Item.create(**row._asdict()).id)
 
+    def release(self) -> None:
+        self.db.close_idle()
+
     def fetch_objects(self) -> int:
         return len(list(Item.select()))
 

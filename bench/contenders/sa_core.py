@@ -72,6 +72,9 @@ class Contender(SyncContender):
         with self.engine.begin() as conn:
             return new_pk(conn.execute(insert(t), row._asdict()))
 
+    def release(self) -> None:
+        self.engine.dispose()
+
     def fetch_objects(self) -> int:
         with self.engine.connect() as conn:
             return len(conn.execute(select(t)).all())

@@ -66,6 +66,9 @@ class Contender(AsyncContender):
         async with self.engine.begin() as conn:
             return new_pk(await conn.execute(insert(t), row._asdict()))
 
+    async def release(self) -> None:
+        await self.engine.dispose()
+
     async def fetch_objects(self) -> int:
         async with self.engine.connect() as conn:
             return len((await conn.execute(select(t))).all())

@@ -75,6 +75,9 @@ class Contender(SyncContender):
             session.flush()
             return item.id
 
+    def release(self) -> None:
+        self.engine.dispose()
+
     def fetch_objects(self) -> int:
         with Session(self.engine) as session:
             return len(session.scalars(select(Item)).all())

@@ -75,6 +75,9 @@ class Contender(AsyncContender):
             await session.flush()
             return item.id
 
+    async def release(self) -> None:
+        await self.engine.dispose()
+
     async def fetch_objects(self) -> int:
         async with self.sessions() as session:
             return len((await session.scalars(select(Item))).all())

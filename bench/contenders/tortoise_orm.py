@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from tortoise import Tortoise, fields
+from tortoise import Tortoise, connections, fields
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -106,6 +106,9 @@ class Contender(AsyncContender):
 
     async def mixed_insert(self, row: Row) -> int:
         return (await Item.create(**row._asdict())).id
+
+    async def release(self) -> None:
+        await connections.close_all(discard=False)  # the clients reconnect on next use
 
     async def fetch_objects(self) -> int:
         return len(await Item.all())
