@@ -15,6 +15,7 @@ from activerecord import (
     ActiveRecord,
     ConnectionManager,
     PrimaryKeyField,
+    ReadOnlyError,
     ShardQueryError,
     ShardWriteError,
     StringField,
@@ -94,3 +95,27 @@ async def test_sync_fan_out_on_a_running_loop_is_refused_before_any_shard(db: IO
     with pytest.raises(SyncInAsyncError):
         Spread.insert_many([{"id": 1, "name": "x"}])
     assert await db(Spread.find().on_all_shards()).count() == 0
+
+
+async def test_the_callers_routing_scope_holds_on_every_shard(db: IO, shards: None) -> None:
+    await db(Spread).insert_many([{"id": n, "name": f"n{n}"} for n in range(8)])
+    everyone = Spread.find().on_all_shards()
+
+    async def rename() -> None:
+        if db.is_async:
+            async with ConnectionManager.prevent_writes():
+                await everyone.aupdate_all(name="renamed")
+        else:
+
+            def in_scope() -> None:
+                with ConnectionManager.prevent_writes():
+                    everyone.update_all(name="renamed")
+
+            await db.blocking(in_scope)
+
+    with pytest.raises(ShardQueryError) as refused:
+        await rename()
+    assert sorted(refused.value.errors) == SHARDS
+    assert all(isinstance(e, ReadOnlyError) for e in refused.value.errors.values())
+    assert await db(everyone.where(Spread.name == "renamed")).count() == 0
+    assert await db(everyone).update_all(name="renamed") == 8  # outside the scope, every shard writes
