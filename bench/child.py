@@ -31,8 +31,9 @@ from typing import Any, TextIO, TypeVar
 from bench.contenders import BY_NAME
 from bench.contenders.base import AsyncContender, SyncContender
 from bench.memory import PeakMemory, TracedBatches
+from bench.mixed import Mixed, run_tasks, run_threads
 from bench.targets import Target
-from bench.workloads import PAGE_THRESHOLD, Inputs, Sizes, make_inputs, op_count
+from bench.workloads import PAGE_THRESHOLD, W8_TASKS, W8_THREADS, Inputs, MixedOp, Sizes, make_inputs, op_count
 
 T = TypeVar("T")
 Reply = dict[str, Any]
@@ -62,6 +63,7 @@ class _Clock:
         self.timed = timed
         self.timings: dict[str, float] = {}
         self.rss_mib = 0.0
+        self.mixed: dict[str, float] | None = None
 
     def start(self) -> int:
         # Collect the previous workload's garbage now, so it is not charged to this one.
@@ -73,7 +75,25 @@ class _Clock:
         self.timings[key] = elapsed_us / op_count(key, self.sizes)
 
     def reply(self) -> Reply:
-        return {"timings_us": self.timings, "rss_mib": self.rss_mib}
+        return {"timings_us": self.timings, "rss_mib": self.rss_mib, "mixed": self.mixed}
+
+    def stop_mixed(self, started: int, mixed: Mixed, gets: int, found: int) -> None:
+        """W8: µs per operation is its throughput's inverse; the latencies go alongside."""
+        _check("W8", found, gets)
+        self.stop("W8", started)
+        self.mixed = mixed.summary()
+
+
+def _offers(contender: SyncContender | AsyncContender, method: str) -> bool:
+    """Whether the contender implements an optional workload (W2n, W2r, W8)."""
+    base = SyncContender if isinstance(contender, SyncContender) else AsyncContender
+    return getattr(type(contender), method) is not getattr(base, method)
+
+
+def _mixed_ops(contender: SyncContender | AsyncContender, ops: list[MixedOp]) -> list[MixedOp]:
+    """W8's operations with the insert rows as this contender's users hold them (untimed)."""
+    rows = iter(contender.prepare_rows([op[2] for op in ops if op[0] == "insert"]))  # type: ignore[misc]
+    return [(kind, pk, next(rows)) if kind == "insert" else (kind, pk, extra) for kind, pk, extra in ops]
 
 
 def _sync_pass(contender: SyncContender, inputs: Inputs, clock: _Clock) -> None:
@@ -102,6 +122,30 @@ def _sync_pass(contender: SyncContender, inputs: Inputs, clock: _Clock) -> None:
     )
     _check("W5", seen, inputs.expected_page_rows)
     timed("W6", lambda: contender.update_by_pk(inputs.updates))
+    if _offers(contender, "bulk_insert_narrow"):
+        timed("W2n", lambda: contender.bulk_insert_narrow(inputs.narrow_rows))
+    if _offers(contender, "insert_many_returning"):
+        keys = timed("W2r", lambda: contender.insert_many_returning(inputs.narrow_rows))
+        _check("W2r", len(set(keys)), sizes.bulk_rows)
+    if _offers(contender, "mixed_get"):
+        ops = _mixed_ops(contender, inputs.mixed)
+        hits: list[bool] = []  # (list.append is atomic: the threads share it)
+
+        def one(op: MixedOp) -> None:
+            kind, pk, extra = op
+            if kind == "get":
+                hits.append(contender.mixed_get(pk))
+            elif kind == "update":
+                contender.mixed_update(pk, extra)  # type: ignore[arg-type]
+            else:
+                contender.mixed_insert(extra)  # type: ignore[arg-type]
+
+        run_threads(one, ops[: 2 * W8_THREADS])  # untimed: the pool fills, as in a running service
+        hits.clear()
+        started = clock.start()
+        mixed = run_threads(one, ops)
+        clock.stop_mixed(started, mixed, sum(op[0] == "get" for op in ops), sum(hits))
+        contender.release()
     if clock.timed:
         with PeakMemory() as peak:
             count = timed("W7", lambda: contender.stream(sizes.stream_batch, _ignore))
@@ -136,6 +180,30 @@ async def _async_pass(contender: AsyncContender, inputs: Inputs, clock: _Clock) 
     )
     _check("W5", seen, inputs.expected_page_rows)
     await timed("W6", lambda: contender.update_by_pk(inputs.updates))
+    if _offers(contender, "bulk_insert_narrow"):
+        await timed("W2n", lambda: contender.bulk_insert_narrow(inputs.narrow_rows))
+    if _offers(contender, "insert_many_returning"):
+        keys = await timed("W2r", lambda: contender.insert_many_returning(inputs.narrow_rows))
+        _check("W2r", len(set(keys)), sizes.bulk_rows)
+    if _offers(contender, "mixed_get"):
+        ops = _mixed_ops(contender, inputs.mixed)
+        hits: list[bool] = []
+
+        async def one(op: MixedOp) -> None:
+            kind, pk, extra = op
+            if kind == "get":
+                hits.append(await contender.mixed_get(pk))
+            elif kind == "update":
+                await contender.mixed_update(pk, extra)  # type: ignore[arg-type]
+            else:
+                await contender.mixed_insert(extra)  # type: ignore[arg-type]
+
+        await run_tasks(one, ops[: 2 * W8_TASKS])  # untimed: the pool fills
+        hits.clear()
+        started = clock.start()
+        mixed = await run_tasks(one, ops)
+        clock.stop_mixed(started, mixed, sum(op[0] == "get" for op in ops), sum(hits))
+        await contender.release()
     if clock.timed:
         with PeakMemory() as peak:
             count = await timed("W7", lambda: contender.stream(sizes.stream_batch, _ignore))
@@ -156,7 +224,7 @@ def _freeze_heap() -> None:
 def _warmup_sizes(sizes: Sizes) -> Sizes:
     # Small enough to cost little, large enough to fill compile caches and pass the
     # drivers' prepare thresholds (psycopg prepares a statement on its 5th execution).
-    return replace(sizes, single_inserts=20, bulk_rows=100, pk_gets=10, page_queries=10, updates=10)
+    return replace(sizes, single_inserts=20, bulk_rows=100, pk_gets=10, page_queries=10, updates=10, mixed_ops=200)
 
 
 class _Channel:

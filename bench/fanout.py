@@ -2,10 +2,14 @@
 
     python -m bench.fanout                       # SQLite files and PostgreSQL databases
     python -m bench.fanout --backend postgresql --widths 2,8,32 --runs 50
+    python -m bench.fanout --slow                # 8 PostgreSQL shards, ~20 ms per shard (pg_sleep)
 
 Each shard holds 20 rows; the query reads them all (``all()``) and counts them (``count()``),
 sync and async, median of ``--runs`` calls after a warm-up. PostgreSQL shards are databases on the
 server of ``BENCH_POSTGRESQL_URL``, made and dropped by the run. docs/scaling.md quotes the output.
+
+``--slow`` checks that the fan-out overlaps the shards: every shard's query sleeps ``pg_sleep(0.02)``
+once, and the fan-out (sync and async) is compared with the slowest single shard (target 1.5x).
 """
 
 from __future__ import annotations
@@ -77,11 +81,8 @@ def _shards(backend: str, width: int, tmp: str, admin: sa.Engine | None, tag: st
 
 
 def measure(backend: str, width: int, runs: int) -> dict[str, float]:
-    admin = None
+    admin = _admin() if backend == "postgresql" else None
     tag = uuid.uuid4().hex[:6]
-    if backend == "postgresql":
-        url = os.environ.get("BENCH_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with tempfile.TemporaryDirectory() as tmp:
         shards = _shards(backend, width, tmp, admin, tag)
         ConnectionManager.configure({"fanout": {"shards": shards}})
@@ -111,12 +112,60 @@ def measure(backend: str, width: int, runs: int) -> dict[str, float]:
     return result
 
 
+def _admin() -> sa.Engine:
+    url = os.environ.get("BENCH_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def measure_slow(width: int, runs: int, sleep: float = 0.02) -> dict[str, float]:
+    """Medians (ms) of one shard alone (the slowest), and of the sync and async fan-out, each shard sleeping."""
+    admin = _admin()
+    tag = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = _shards("postgresql", width, tmp, admin, tag)
+        ConnectionManager.configure({"fanout": {"shards": shards}})
+        try:
+            Account.create_all()
+            Account.insert_many([{"id": n, "name": f"a{n}"} for n in range(width)])  # one row per shard
+            slow = Account.find().where(sa.text(f"pg_sleep({sleep})::text = ''")).order_by(Account.id)
+            expected = [a.id for a in slow.on_all_shards().all()]
+            assert expected == list(range(width)), expected
+            result = {
+                "slowest shard": max(_median_ms(slow.using(s).all, runs) for s in shards),
+                "sync fan-out": _median_ms(slow.on_all_shards().all, runs),
+            }
+
+            async def amain() -> None:
+                result["async fan-out"] = await _amedian_ms(slow.on_all_shards().aall, runs)
+                assert [a.id for a in await slow.on_all_shards().aall()] == expected
+                await ConnectionManager.aremove("fanout")
+
+            asyncio.run(amain())
+        finally:
+            if ConnectionManager.is_configured("fanout"):
+                ConnectionManager.remove("fanout")
+            with admin.connect() as conn:
+                for shard in shards.values():
+                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {shard['database']} WITH (FORCE)")
+            admin.dispose()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="sqlite,postgresql")
     parser.add_argument("--widths", default="2,8,32")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--slow", action="store_true", help="8 PostgreSQL shards sleeping 20 ms each")
     args = parser.parse_args()
+    if args.slow:
+        r = measure_slow(8, args.runs)
+        base = r["slowest shard"]
+        print("| 8 PostgreSQL shards, pg_sleep(0.02) each | median (ms) | / slowest shard |")
+        print("| --- | --- | --- |")
+        for name, ms in r.items():
+            print(f"| {name} | {ms:.1f} | {ms / base:.2f}x |")
+        return
     print("| backend | shards | sync all (ms) | sync count (ms) | async all (ms) | async count (ms) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for backend in args.backend.split(","):

@@ -92,7 +92,8 @@ def _workload_section(sizes: Sizes) -> list[str]:
             f"{sizes.bulk_rows:,} rows for W3-W6; W7 reads "
             f"`bench_stream`, the same shape with {sizes.stream_rows:,} rows, in batches of "
             f"{sizes.stream_batch:,}. W5 is `value < 500 ORDER BY id LIMIT {sizes.page_size} "
-            "OFFSET <random>`."
+            "OFFSET <random>`. W2n and W2r write `bench_narrow(id pk autoincrement, a varchar(20), "
+            "b varchar(20))`, rows of two short strings. W8's gets and updates hit the rows W2 wrote."
         ),
         "",
     ]
@@ -190,6 +191,18 @@ _METHOD = """## Method
   reset just before W7 (`/proc/self/clear_refs`) and its growth reported; it sees everything,
   but memory freed earlier and still held by the allocator is reused without growth, so values
   near zero mean "no more than was already there".
+- W2n is W2 on rows of two short strings, where per-row validation and value building are not
+  diluted by wide rows or timestamp conversion. W2r loads the same rows and wants their keys
+  back: activerecord's `Model.insert_many(rows)` (records with their keys, in row order) against
+  Core's `insert(t).returning(t.c.id)` executemany, the SQLAlchemy ORM's bulk insert with
+  RETURNING; Peewee and Tortoise have no bulk insert that returns keys on every backend and skip it.
+- W8 is a service's load: 70% PK gets, 20% single-row updates, 10% inserts, each operation by
+  itself (no transaction around it), from 16 threads (sync) or 100 asyncio tasks (async) sharing
+  a pool of 10 connections per contender (Peewee's `playhouse.pool`, Tortoise's pool; SQLite
+  under Tortoise has one connection). An untimed burst fills the pool first. The W8 cell is µs
+  per operation of wall time (the inverse of throughput); the W8 table gives ops/s and the
+  latency of single operations, from the start of the call to its end, the wait for a pooled
+  connection included, so an unfair hand-off shows as the worst operation.
 """
 
 
@@ -263,6 +276,26 @@ about 20 µs per statement with asyncpg); on MariaDB, bulk writes go out 1,000 r
 """
 
 
+def _mixed_section(results: list[RunResult]) -> list[str]:
+    """W8 per backend and contender: throughput and the latency of single operations."""
+    measured = [r for r in results if r.status == "ok" and r.mixed]
+    if not measured:
+        return []
+    lines = [
+        "## W8: throughput under concurrency",
+        "",
+        "Medians over the repeats. Latency counts from an operation's start to its end, its wait "
+        "for a pooled connection included.",
+        "",
+        *_header(["backend", "contender", "mode", "ops/s", "p50 ms", "p99 ms", "worst ms"]),
+    ]
+    for result in measured:
+        entry = BY_NAME[result.contender]
+        figures = [goals.mixed_median(result, key) or 0.0 for key in ("ops_s", "p50_ms", "p99_ms", "worst_ms")]
+        lines.append(_row([result.backend, entry.label, entry.mode, *(_num(v) for v in figures)]))
+    return [*lines, ""]
+
+
 def _targets_section(results: list[RunResult]) -> list[str]:
     found = goals.checks(results)
     if not found:
@@ -316,6 +349,7 @@ def render(results: list[RunResult], meta: dict[str, Any], chart_name: str) -> s
     lines += _workload_section(sizes)
     for backend in dict.fromkeys(r.backend for r in results):
         lines += _backend_section(backend, results)
+    lines += _mixed_section(results)
     lines += _targets_section(results)
     lines += _notes_section(results)
     return "\n".join(lines)

@@ -22,6 +22,7 @@ class RunResult:
     heap_mib: float | None = None  # tracemalloc peak, one extra untimed pass
     streaming: str = ""
     seconds: float = 0.0
+    mixed: list[dict[str, float]] = field(default_factory=list)  # W8's ops/s and latencies per repeat
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from bench.contenders import BASELINE, BY_NAME, CONTENDERS
 from bench.procs import ChildFailed, ContenderProcess
 from bench.results import RunResult
 from bench.targets import BACKENDS, BackendName, Target
-from bench.workloads import Sizes, item_table_for
+from bench.workloads import Sizes, item_table_for, narrow_table_for
 
 QUICK_DIVISOR = 10
 FULL_REPEATS = 3
@@ -167,6 +167,8 @@ class _Backend:
                 for key, value in reply["timings_us"].items():
                     result.timings_us.setdefault(key, []).append(value)
                 result.memory_mib.append(reply["rss_mib"])
+                if reply.get("mixed"):
+                    result.mixed.append(reply["mixed"])
             print(
                 f"  {self.backend}: round {round_no + 1}/{repeats} done",
                 file=sys.stderr,
@@ -193,7 +195,7 @@ def _prepare(backend: BackendName, names: list[str], stream_rows: int, workdir: 
             # A file per contender: journal mode and page layout are file state too.
             target = Target.for_backend(backend, str(workdir / f"{name}.sqlite3"))
             shutil.copyfile(template.database, target.database)
-        schema.recreate_item(target, item_table_for(name))
+        schema.recreate_item(target, item_table_for(name), narrow_table_for(name))
         targets[name] = target
     return targets
 

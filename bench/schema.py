@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bench.targets import BackendName, Target
-from bench.workloads import COLUMNS, STREAM_TABLE, TABLE, Row, make_rows
+from bench.workloads import COLUMNS, NARROW_TABLE, STREAM_TABLE, TABLE, Row, make_rows
 
 _COLUMN_TYPES: dict[BackendName, str] = {
     # INTEGER PRIMARY KEY (no AUTOINCREMENT) is SQLite's rowid alias: what SQLAlchemy and
@@ -30,6 +30,13 @@ _COLUMN_TYPES: dict[BackendName, str] = {
     # keeps the microseconds that the other backends keep.
     "mysql": "id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, "
     "value INT NOT NULL, score DOUBLE NOT NULL, created_at DATETIME(6) NOT NULL",
+}
+
+# W2n/W2r's narrow table: two short strings, the rows where per-row overhead shows most.
+_NARROW_TYPES: dict[BackendName, str] = {
+    "sqlite": "id INTEGER PRIMARY KEY, a VARCHAR(20) NOT NULL, b VARCHAR(20) NOT NULL",
+    "postgresql": "id SERIAL PRIMARY KEY, a VARCHAR(20) NOT NULL, b VARCHAR(20) NOT NULL",
+    "mysql": "id INT AUTO_INCREMENT PRIMARY KEY, a VARCHAR(20) NOT NULL, b VARCHAR(20) NOT NULL",
 }
 
 _RESET: dict[BackendName, str] = {
@@ -52,14 +59,14 @@ def reset_statements(backend: BackendName) -> tuple[str, ...]:
     A contender runs it on its own connection because, on MariaDB, a TRUNCATE from a second
     connection waits for the metadata lock of any transaction the contender left open.
     """
-    return (_RESET[backend].format(table=TABLE),)
+    return (_RESET[backend].format(table=TABLE), _RESET[backend].format(table=NARROW_TABLE))
 
 
-def _ddl(backend: BackendName, table: str) -> list[str]:
+def _ddl(backend: BackendName, table: str, columns: dict[BackendName, str] = _COLUMN_TYPES) -> list[str]:
     suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4" if backend == "mysql" else ""
     return [
         f"DROP TABLE IF EXISTS {table}",
-        f"CREATE TABLE {table} ({_COLUMN_TYPES[backend]}){suffix}",
+        f"CREATE TABLE {table} ({columns[backend]}){suffix}",
     ]
 
 
@@ -159,11 +166,11 @@ def server_version(target: Target) -> str:
     return f"{name} {row[0] if row else '?'}"
 
 
-def recreate_item(target: Target, table: str) -> None:
-    """Drop and create one contender's bench_item table."""
+def recreate_item(target: Target, table: str, narrow: str) -> None:
+    """Drop and create one contender's bench_item and bench_narrow tables."""
     with connect(target) as conn:
         cur = conn.cursor()
-        for statement in _ddl(target.backend, table):
+        for statement in [*_ddl(target.backend, table), *_ddl(target.backend, narrow, _NARROW_TYPES)]:
             cur.execute(statement)
 
 

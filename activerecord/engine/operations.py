@@ -42,11 +42,36 @@ def insert_one(
     values the server filled in for ``server_defaults`` columns left out of ``values`` (where the
     backend can return them)."""
     fetch = tuple(name for name in server_defaults if name not in values)
+    if conn.dialect.insert_returning and (returning := _returning_insert(table, fetch)) is not None:
+        # One explicit RETURNING read of the key and the server's values: SQLAlchemy's
+        # inserted_primary_key would rebuild the key from the parameters and the returned row.
+        stmt, names = returning
+        row = conn.execute(stmt, values).one()
+        return row[0], {name: value for name, value in zip(names, row, strict=True) if name in fetch} if fetch else {}
     result = conn.execute(_insert_statement(table, fetch), values)
     key = result.inserted_primary_key
     filled = result.returned_defaults if fetch else None
     defaults = {name: filled._mapping[name] for name in server_defaults if name in filled._mapping} if filled else {}
     return (key[0] if key is not None else None), defaults
+
+
+# The INSERT ... RETURNING of each table with a one-column primary key, per set of server-filled
+# columns: the statement and the names of the returned columns in order (the key first).
+_RETURNING: WeakKeyDictionary[Table, dict[tuple[str, ...], tuple[Insert, tuple[str, ...]] | None]] = WeakKeyDictionary()
+
+
+def _returning_insert(table: Table, fetch: tuple[str, ...]) -> tuple[Insert, tuple[str, ...]] | None:
+    by_fetch = _RETURNING.get(table)
+    if by_fetch is None:
+        by_fetch = _RETURNING[table] = {}
+    if fetch not in by_fetch:
+        keys = list(table.primary_key.columns)
+        if len(keys) != 1:
+            by_fetch[fetch] = None  # a composite key: inserted_primary_key assembles it
+        else:
+            names = (keys[0].key, *(name for name in fetch if name != keys[0].key))
+            by_fetch[fetch] = (table.insert().returning(*(table.c[name] for name in names)), names)
+    return by_fetch[fetch]
 
 
 # The INSERT of each table (and set of server-filled columns to return), built once: a

@@ -1,6 +1,7 @@
 """Queries over every shard of a group: run on each shard, merged into one answer.
 
-``User.find().on_all_shards()`` runs on each shard (concurrently in async mode) and merges:
+``User.find().on_all_shards()`` runs on each shard concurrently (async: gathered; sync: on the
+bounded thread pool of `fanout`) and merges:
 rows are ordered globally by the query's ORDER BY, LIMIT/OFFSET apply to the merged rows,
 ``count`` adds up, ``sum``/``min``/``max``/``avg`` combine per-shard partial results.
 Grouped reads (``group_by`` with ``values``/``pluck``/``count``) merge group by group, as
@@ -24,6 +25,7 @@ from ..connections.manager import ConnectionManager
 from ..dialects import backend_for
 from ..engine import operations as _operations
 from ..errors import QueryError, ShardQueryError
+from . import fanout as _fanout
 from . import shard_groups as _groups
 
 if TYPE_CHECKING:
@@ -162,13 +164,9 @@ class AllShardsQuery(Generic[M]):
         return [r for r in results.values() if not isinstance(r, BaseException)]
 
     def _each(self, fn: Callable[[Query[M]], T]) -> list[T]:
-        results: dict[str, Any] = {}
-        for shard in self.shards:
-            try:
-                results[shard] = fn(self._on(shard))
-            except Exception as exc:  # every failure is reported in _collect
-                results[shard] = exc
-        return self._collect(results)
+        shards = self.shards
+        outcomes = _fanout.each(shards, lambda shard: fn(self._on(shard)))
+        return self._collect(dict(zip(shards, outcomes, strict=True)))
 
     async def _aeach(self, fn: Callable[[Query[M]], Awaitable[T]]) -> list[T]:
         shards = self.shards

@@ -3,8 +3,8 @@
 A bulk insert on a sharded model is planned first (every row's shard found, every problem
 reported before any SQL), then run as one executemany per shard, each in its own transaction:
 shards are separate databases, so there is no transaction spanning them. A failure on one shard
-leaves the others' rows committed; `ShardWriteError` says which. Sync writes the shards one
-after the other, async concurrently: only that executor exists twice.
+leaves the others' rows committed; `ShardWriteError` says which. The shards are written
+concurrently: sync on the thread pool of `fanout`, async gathered; only that executor exists twice.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Table
 from ..connections import execute as _execute
 from ..connections.manager import ConnectionManager
 from ..engine import operations as _operations
-from ..engine.greenlets import run_in_greenlet
 from ..errors import QueryError, ShardWriteError, ValidationError
+from . import fanout as _fanout
 from . import targets as _targets
 
 
@@ -98,18 +98,17 @@ Done = Callable[[list[int], list[Any] | None], None]
 
 
 def insert(table: Table, pk: str | None, batches: list[ShardBatch], done: Done) -> None:
-    """One executemany per shard, in shard order, each committed by itself; every shard is tried.
+    """One executemany per shard, the shards concurrently, each committed by itself; every shard is tried.
 
     ``done(positions, pks)`` is told about each shard that committed, so its records are marked
-    saved even when another shard fails afterwards.
+    saved even when another shard fails.
     """
-    outcomes: list[Any] = []
-    for batch in batches:
-        try:
-            outcomes.append(_execute.run(batch.shard, True, _operations.insert_many, table, batch.values, pk))
-        except Exception as exc:  # reported together, by _report
-            outcomes.append(exc)
-    _report(batches, outcomes, done)
+    by_shard = {b.shard: b for b in batches}
+
+    def write(shard: str) -> list[Any] | None:
+        return _execute.run(shard, True, _operations.insert_many, table, by_shard[shard].values, pk)
+
+    _report(batches, _fanout.each(list(by_shard), write), done)
 
 
 async def ainsert(table: Table, pk: str | None, batches: list[ShardBatch], done: Done) -> None:
@@ -140,11 +139,25 @@ def _report(batches: list[ShardBatch], outcomes: Sequence[Any], done: Done) -> N
 
 
 def on_each_shard(group: str, op: Callable[[Connection, list[Table]], None], tables: list[Table]) -> None:
-    """Run the DDL ``op`` on every shard's primary, in shard order; the first failure stops it."""
-    for shard, _node in ConnectionManager.primary_nodes(group):
-        _execute.run(shard, True, op, tables)
+    """Run the DDL ``op`` on every shard's primary, the shards concurrently.
+
+    Every shard is tried; the first failure in shard order is raised once all have finished.
+    """
+    shards = [shard for shard, _node in ConnectionManager.primary_nodes(group)]
+    _raise_first(_fanout.each(shards, lambda shard: _execute.run(shard, True, op, tables)))
 
 
 async def aon_each_shard(group: str, op: Callable[[Connection, list[Table]], None], tables: list[Table]) -> None:
-    """`on_each_shard` (async), one shard after the other."""
-    await run_in_greenlet(on_each_shard, group, op, tables)
+    """`on_each_shard` (async), the shards gathered."""
+    shards = [shard for shard, _node in ConnectionManager.primary_nodes(group)]
+    outcomes = await asyncio.gather(*(_execute.arun(s, True, op, tables) for s in shards), return_exceptions=True)
+    _raise_first(outcomes)
+
+
+def _raise_first(outcomes: Sequence[Any]) -> None:
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome  # cancellation and the like first: they are not a shard's failure
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome

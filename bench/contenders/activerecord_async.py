@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from activerecord import ActiveRecord, ConnectionManager
-from bench.contenders.ar_models import Item, StreamItem, aware_rows, configure
+from bench.contenders.ar_models import Item, Narrow, StreamItem, aware_rows, configure
 from bench.contenders.base import AsyncContender, OnBatch
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import Row
+from bench.workloads import NarrowRow, Row
 
 
 class Contender(AsyncContender):
@@ -36,6 +36,26 @@ class Contender(AsyncContender):
 
     async def bulk_insert(self, rows: Sequence[Row]) -> None:
         await Item.abulk_insert([row._asdict() for row in rows])
+
+    async def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        await Narrow.abulk_insert([row._asdict() for row in rows])
+
+    async def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        return [record.id for record in await Narrow.ainsert_many([row._asdict() for row in rows])]
+
+    # W8: each operation by itself, outside any transaction, as a request handler does.
+
+    async def mixed_get(self, pk: int) -> bool:
+        return await Item.find_by_id(pk).aone_or_none() is not None
+
+    async def mixed_update(self, pk: int, value: int) -> None:
+        await Item.find_by_id(pk).aupdate_all(value=value)
+
+    async def mixed_insert(self, row: Row) -> int:
+        return (await Item.acreate(**row._asdict())).id
+
+    async def release(self) -> None:
+        await ConnectionManager.adispose()
 
     async def fetch_objects(self) -> int:
         return len(await Item.find().aall())

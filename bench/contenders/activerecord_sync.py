@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from activerecord import ActiveRecord, ConnectionManager
-from bench.contenders.ar_models import Item, StreamItem, aware_rows, configure
+from bench.contenders.ar_models import Item, Narrow, StreamItem, aware_rows, configure
 from bench.contenders.base import OnBatch, SyncContender
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import Row
+from bench.workloads import NarrowRow, Row
 
 
 class Contender(SyncContender):
@@ -42,6 +42,26 @@ class Contender(SyncContender):
 
     def bulk_insert(self, rows: Sequence[Row]) -> None:
         Item.bulk_insert([row._asdict() for row in rows])
+
+    def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        Narrow.bulk_insert([row._asdict() for row in rows])
+
+    def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        return [record.id for record in Narrow.insert_many([row._asdict() for row in rows])]
+
+    # W8: each operation by itself, outside any transaction, as a request handler does.
+
+    def mixed_get(self, pk: int) -> bool:
+        return Item.find_by_id(pk).one_or_none() is not None
+
+    def mixed_update(self, pk: int, value: int) -> None:
+        Item.find_by_id(pk).update_all(value=value)
+
+    def mixed_insert(self, row: Row) -> int:
+        return (Item.create(**row._asdict())).id
+
+    def release(self) -> None:
+        ConnectionManager.dispose()
 
     def fetch_objects(self) -> int:
         return len(Item.find().all())

@@ -20,7 +20,7 @@ from activerecord import (
     StringField,
 )
 from bench.targets import Target
-from bench.workloads import STREAM_TABLE, TABLE, Row
+from bench.workloads import NARROW_TABLE, STREAM_TABLE, TABLE, W8_POOL, Row
 
 
 class _Columns(ActiveRecord):
@@ -50,9 +50,23 @@ class StreamItem(_Columns):
     __tablename__ = STREAM_TABLE
 
 
+class Narrow(ActiveRecord):
+    """bench_narrow: two short strings (W2n, W2r)."""
+
+    __tablename__ = NARROW_TABLE
+    id: int = PrimaryKeyField()
+    a: str = StringField(max_length=20)
+    b: str = StringField(max_length=20)
+
+
 def configure(target: Target) -> None:
-    """Point the ``default`` connection at the benchmark database."""
-    config: dict[str, Any] = {"driver": target.backend, "database": target.database}
+    """Point the ``default`` connection at the benchmark database (a pool of W8_POOL, as Core's)."""
+    config: dict[str, Any] = {
+        "driver": target.backend,
+        "database": target.database,
+        "pool_size": W8_POOL,
+        "max_overflow": 0,
+    }
     if target.backend != "sqlite":
         config.update(host=target.host, port=target.port, user=target.user)
         if target.password:

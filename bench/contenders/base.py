@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from bench.targets import Target
-from bench.workloads import Row
+from bench.workloads import NarrowRow, Row
 
 #: Called by ``stream`` with the size of each batch, while the batch is alive.
 OnBatch = Callable[[int], None]
@@ -81,6 +81,32 @@ class SyncContender(_Described, ABC):
         harness uses it to bound the (slow) memory-tracing pass to the first batches.
         """
 
+    # W2n, W2r and W8 are optional: a contender that leaves these as they are skips them.
+
+    def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        """W2n: ``bulk_insert`` into bench_narrow (two short string columns), committed."""
+        raise NotImplementedError
+
+    def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        """W2r: insert all rows into bench_narrow in one bulk call; the new keys in row order."""
+        raise NotImplementedError
+
+    def mixed_get(self, pk: int) -> bool:
+        """W8: one PK get outside a transaction (from one of W8_THREADS threads, pool of W8_POOL)."""
+        raise NotImplementedError
+
+    def mixed_update(self, pk: int, value: int) -> None:
+        """W8: one single-row update, committed."""
+        raise NotImplementedError
+
+    def mixed_insert(self, row: Row) -> int:
+        """W8: one insert, committed; the new key."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """After W8 (untimed): close the pool's idle connections. The contenders of a backend
+        run side by side, and ten pools of ten idle connections would exhaust a server's limit."""
+
     def close(self) -> None:
         """Release connections (untimed)."""
 
@@ -126,6 +152,30 @@ class AsyncContender(_Described, ABC):
     @abstractmethod
     async def stream(self, batch_size: int, on_batch: OnBatch) -> int:
         """W7."""
+
+    async def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        """W2n (optional)."""
+        raise NotImplementedError
+
+    async def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        """W2r (optional)."""
+        raise NotImplementedError
+
+    async def mixed_get(self, pk: int) -> bool:
+        """W8 (optional): from one of W8_TASKS tasks over a pool of W8_POOL."""
+        raise NotImplementedError
+
+    async def mixed_update(self, pk: int, value: int) -> None:
+        """W8 (optional)."""
+        raise NotImplementedError
+
+    async def mixed_insert(self, row: Row) -> int:
+        """W8 (optional)."""
+        raise NotImplementedError
+
+    async def release(self) -> None:
+        """After W8 (untimed): close the pool's idle connections. The contenders of a backend
+        run side by side, and ten pools of ten idle connections would exhaust a server's limit."""
 
     async def close(self) -> None:
         """Release connections (untimed)."""

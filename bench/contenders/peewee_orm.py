@@ -14,15 +14,14 @@ from peewee import (
     FloatField,
     IntegerField,
     Model,
-    MySQLDatabase,
-    SqliteDatabase,
     chunked,
 )
+from playhouse.pool import PooledMySQLDatabase, PooledSqliteDatabase
 
 from bench.contenders.base import OnBatch, SyncContender
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import STREAM_TABLE, TABLE, Row
+from bench.workloads import NARROW_TABLE, STREAM_TABLE, TABLE, W8_POOL, NarrowRow, Row
 
 _db = DatabaseProxy()
 # Peewee's documented batch size for insert_many: SQLite caps bound variables per statement.
@@ -47,6 +46,18 @@ class Item(_Base):
         table_name = TABLE
 
 
+class Narrow(Model):
+    """bench_narrow."""
+
+    id = AutoField()
+    a = CharField(max_length=20)
+    b = CharField(max_length=20)
+
+    class Meta:
+        database = _db
+        table_name = NARROW_TABLE
+
+
 class StreamItem(_Base):
     """bench_stream."""
 
@@ -63,24 +74,32 @@ def _count_batches(records: Iterable[Model], size: int, on_batch: OnBatch) -> in
     return count
 
 
+# Peewee's pool (playhouse.pool), waiting for a free connection as the SQLAlchemy pools do. The
+# contender's own connection, held by the main thread through W8, is the one extra.
+_POOL = {"max_connections": W8_POOL + 1, "timeout": 60}
+
+
 def _database(target: Target) -> Database:
     if target.backend == "sqlite":
-        return SqliteDatabase(target.database)
+        # A pooled connection moves between threads (Peewee's documented setting for its pool).
+        return PooledSqliteDatabase(target.database, check_same_thread=False, **_POOL)
     if target.backend == "postgresql":
         # The Ext database is what provides ServerSide() streaming; psycopg 3 is picked
         # automatically when psycopg2 is absent.
-        from playhouse.postgres_ext import PostgresqlExtDatabase
+        from playhouse.postgres_ext import PooledPostgresqlExtDatabase
 
-        pg: Database = PostgresqlExtDatabase(
+        pg: Database = PooledPostgresqlExtDatabase(
             target.database,
+            **_POOL,
             host=target.host,
             port=target.port,
             user=target.user,
             password=target.password or None,
         )
         return pg
-    return MySQLDatabase(
+    return PooledMySQLDatabase(
         target.database,
+        **_POOL,
         host=target.host,
         port=target.port,
         user=target.user,
@@ -90,7 +109,8 @@ def _database(target: Target) -> Database:
 
 
 class Contender(SyncContender):
-    """One Peewee database connection, opened once (Peewee's default: no pool)."""
+    """One Peewee connection for the main thread's workloads, from Peewee's pool; W8's threads
+    take theirs from the same pool per operation (``connection_context()``), as a web request does."""
 
     packages = ("peewee", "psycopg", "PyMySQL")
     streaming = (
@@ -117,6 +137,28 @@ class Contender(SyncContender):
         with self.db.atomic():
             for batch in chunked([row._asdict() for row in rows], _INSERT_CHUNK):
                 Item.insert_many(batch).execute()
+
+    def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        with self.db.atomic():
+            for batch in chunked([row._asdict() for row in rows], _INSERT_CHUNK):
+                Narrow.insert_many(batch).execute()
+
+    # W8: Peewee runs a statement outside atomic() in autocommit, one round trip.
+
+    def mixed_get(self, pk: int) -> bool:
+        with self.db.connection_context():
+            return Item.get_or_none(Item.id == pk) is not None
+
+    def mixed_update(self, pk: int, value: int) -> None:
+        with self.db.connection_context():
+            Item.update(value=value).where(Item.id == pk).execute()
+
+    def mixed_insert(self, row: Row) -> int:
+        with self.db.connection_context():
+            return int(Item.create(**row._asdict()).id)
+
+    def release(self) -> None:
+        self.db.close_idle()
 
     def fetch_objects(self) -> int:
         return len(list(Item.select()))

@@ -13,10 +13,10 @@ from sqlalchemy import create_engine, insert, select, text, update
 
 from bench.contenders.base import OnBatch, SyncContender
 from bench.contenders.sa_schema import item_table as t
-from bench.contenders.sa_schema import new_pk, stream_table
+from bench.contenders.sa_schema import narrow_table, new_pk, stream_table
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import Row
+from bench.workloads import W8_POOL, NarrowRow, Row
 
 
 class Contender(SyncContender):
@@ -27,7 +27,8 @@ class Contender(SyncContender):
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
-        self.engine = create_engine(target.sqlalchemy_url(asynchronous=False))
+        # W8 shares a pool of W8_POOL connections; the other workloads hold one at a time.
+        self.engine = create_engine(target.sqlalchemy_url(asynchronous=False), pool_size=W8_POOL, max_overflow=0)
 
     def reset(self) -> None:
         with self.engine.begin() as conn:
@@ -44,6 +45,35 @@ class Contender(SyncContender):
     def bulk_insert(self, rows: Sequence[Row]) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(t), [row._asdict() for row in rows])
+
+    def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(narrow_table), [row._asdict() for row in rows])
+
+    def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        with self.engine.begin() as conn:
+            if not conn.dialect.insert_executemany_returning:
+                return [new_pk(conn.execute(insert(narrow_table), row._asdict())) for row in rows]
+            # ``insert().returning(id)`` executemany, as the target is defined: SQLAlchemy then
+            # sends many rows per statement, but does not promise the keys in row order
+            # (sort_by_parameter_order=True would, at one statement per row on SQLite).
+            stmt = insert(narrow_table).returning(narrow_table.c.id)
+            return list(conn.execute(stmt, [row._asdict() for row in rows]).scalars())
+
+    def mixed_get(self, pk: int) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t).where(t.c.id == pk)).first() is not None
+
+    def mixed_update(self, pk: int, value: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == pk).values(value=value))
+
+    def mixed_insert(self, row: Row) -> int:
+        with self.engine.begin() as conn:
+            return new_pk(conn.execute(insert(t), row._asdict()))
+
+    def release(self) -> None:
+        self.engine.dispose()
 
     def fetch_objects(self) -> int:
         with self.engine.connect() as conn:

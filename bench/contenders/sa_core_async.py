@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.contenders.base import AsyncContender, OnBatch
 from bench.contenders.sa_schema import item_table as t
-from bench.contenders.sa_schema import new_pk, stream_table
+from bench.contenders.sa_schema import narrow_table, new_pk, stream_table
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import Row
+from bench.workloads import W8_POOL, NarrowRow, Row
 
 
 class Contender(AsyncContender):
@@ -23,7 +23,8 @@ class Contender(AsyncContender):
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
-        self.engine = create_async_engine(target.sqlalchemy_url(asynchronous=True))
+        # W8 shares a pool of W8_POOL connections; the other workloads hold one at a time.
+        self.engine = create_async_engine(target.sqlalchemy_url(asynchronous=True), pool_size=W8_POOL, max_overflow=0)
 
     async def reset(self) -> None:
         async with self.engine.begin() as conn:
@@ -38,6 +39,35 @@ class Contender(AsyncContender):
     async def bulk_insert(self, rows: Sequence[Row]) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(insert(t), [row._asdict() for row in rows])
+
+    async def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(narrow_table), [row._asdict() for row in rows])
+
+    async def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        async with self.engine.begin() as conn:
+            if not conn.dialect.insert_executemany_returning:
+                return [new_pk(await conn.execute(insert(narrow_table), row._asdict())) for row in rows]
+            # ``insert().returning(id)`` executemany, as the target is defined: SQLAlchemy then
+            # sends many rows per statement, but does not promise the keys in row order
+            # (sort_by_parameter_order=True would, at one statement per row on SQLite).
+            stmt = insert(narrow_table).returning(narrow_table.c.id)
+            return list((await conn.execute(stmt, [row._asdict() for row in rows])).scalars())
+
+    async def mixed_get(self, pk: int) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(t).where(t.c.id == pk))).first() is not None
+
+    async def mixed_update(self, pk: int, value: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t).where(t.c.id == pk).values(value=value))
+
+    async def mixed_insert(self, row: Row) -> int:
+        async with self.engine.begin() as conn:
+            return new_pk(await conn.execute(insert(t), row._asdict()))
+
+    async def release(self) -> None:
+        await self.engine.dispose()
 
     async def fetch_objects(self) -> int:
         async with self.engine.connect() as conn:

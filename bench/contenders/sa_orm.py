@@ -8,10 +8,10 @@ from sqlalchemy import create_engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from bench.contenders.base import OnBatch, SyncContender
-from bench.contenders.sa_schema import Item, StreamItem
+from bench.contenders.sa_schema import Item, Narrow, StreamItem
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import Row
+from bench.workloads import W8_POOL, NarrowRow, Row
 
 _DICT_COLUMNS = (Item.id, Item.name, Item.value, Item.score, Item.created_at)
 
@@ -24,7 +24,9 @@ class Contender(SyncContender):
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
-        self.engine = create_engine(target.sqlalchemy_url(asynchronous=False))
+        self.engine = create_engine(
+            target.sqlalchemy_url(asynchronous=False), pool_size=W8_POOL, max_overflow=0
+        )  # W8's pool
 
     def reset(self) -> None:
         with Session(self.engine) as session, session.begin():
@@ -45,6 +47,36 @@ class Contender(SyncContender):
         # ORM bulk INSERT (SQLAlchemy 2 style): no instances, executemany/insertmanyvalues.
         with Session(self.engine) as session, session.begin():
             session.execute(insert(Item), [row._asdict() for row in rows])
+
+    def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(insert(Narrow), [row._asdict() for row in rows])
+
+    def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        # ORM bulk INSERT with RETURNING (insertmanyvalues), the keys in parameter order.
+        stmt = insert(Narrow).returning(Narrow.id, sort_by_parameter_order=True)
+        with Session(self.engine) as session, session.begin():
+            return list(session.scalars(stmt, [row._asdict() for row in rows]))
+
+    # W8: a session per operation, as per request.
+
+    def mixed_get(self, pk: int) -> bool:
+        with Session(self.engine) as session:
+            return session.get(Item, pk) is not None
+
+    def mixed_update(self, pk: int, value: int) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(update(Item).where(Item.id == pk).values(value=value))
+
+    def mixed_insert(self, row: Row) -> int:
+        with Session(self.engine) as session, session.begin():
+            item = Item(**row._asdict())
+            session.add(item)
+            session.flush()
+            return item.id
+
+    def release(self) -> None:
+        self.engine.dispose()
 
     def fetch_objects(self) -> int:
         with Session(self.engine) as session:

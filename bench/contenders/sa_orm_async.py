@@ -8,10 +8,10 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from bench.contenders.base import AsyncContender, OnBatch
-from bench.contenders.sa_schema import Item, StreamItem
+from bench.contenders.sa_schema import Item, Narrow, StreamItem
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import Row
+from bench.workloads import W8_POOL, NarrowRow, Row
 
 _DICT_COLUMNS = (Item.id, Item.name, Item.value, Item.score, Item.created_at)
 
@@ -24,7 +24,9 @@ class Contender(AsyncContender):
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
-        self.engine = create_async_engine(target.sqlalchemy_url(asynchronous=True))
+        self.engine = create_async_engine(
+            target.sqlalchemy_url(asynchronous=True), pool_size=W8_POOL, max_overflow=0
+        )  # W8's pool
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine)
 
     async def reset(self) -> None:
@@ -45,6 +47,36 @@ class Contender(AsyncContender):
     async def bulk_insert(self, rows: Sequence[Row]) -> None:
         async with self.sessions() as session, session.begin():
             await session.execute(insert(Item), [row._asdict() for row in rows])
+
+    async def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(insert(Narrow), [row._asdict() for row in rows])
+
+    async def insert_many_returning(self, rows: Sequence[NarrowRow]) -> list[int]:
+        # ORM bulk INSERT with RETURNING (insertmanyvalues), the keys in parameter order.
+        stmt = insert(Narrow).returning(Narrow.id, sort_by_parameter_order=True)
+        async with self.sessions() as session, session.begin():
+            return list(await session.scalars(stmt, [row._asdict() for row in rows]))
+
+    # W8: a session per operation, as per request.
+
+    async def mixed_get(self, pk: int) -> bool:
+        async with self.sessions() as session:
+            return await session.get(Item, pk) is not None
+
+    async def mixed_update(self, pk: int, value: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(Item).where(Item.id == pk).values(value=value))
+
+    async def mixed_insert(self, row: Row) -> int:
+        async with self.sessions() as session, session.begin():
+            item = Item(**row._asdict())
+            session.add(item)
+            await session.flush()
+            return item.id
+
+    async def release(self) -> None:
+        await self.engine.dispose()
 
     async def fetch_objects(self) -> int:
         async with self.sessions() as session:

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bench.workloads import STREAM_TABLE, TABLE
+from bench.workloads import NARROW_TABLE, STREAM_TABLE, TABLE
 
 core_metadata = MetaData()
 
@@ -44,6 +44,13 @@ def new_pk(result: CursorResult[Any]) -> int:
 
 item_table = _core_table(TABLE)
 stream_table = _core_table(STREAM_TABLE)
+narrow_table = Table(
+    NARROW_TABLE,
+    core_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("a", String(20), nullable=False),
+    Column("b", String(20), nullable=False),
+)
 
 
 class Base(DeclarativeBase):
@@ -68,3 +75,12 @@ class StreamItem(_Columns, Base):
     """bench_stream as an ORM entity (same columns)."""
 
     __tablename__ = STREAM_TABLE
+
+
+class Narrow(Base):
+    """bench_narrow as an ORM entity."""
+
+    __tablename__ = NARROW_TABLE
+    id: Mapped[int] = mapped_column(primary_key=True)
+    a: Mapped[str] = mapped_column(String(20))
+    b: Mapped[str] = mapped_column(String(20))

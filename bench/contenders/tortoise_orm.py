@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from tortoise import Tortoise, fields
+from tortoise import Tortoise, connections, fields
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from bench.contenders.base import AsyncContender, OnBatch
 from bench.schema import reset_statements
 from bench.targets import Target
-from bench.workloads import STREAM_TABLE, TABLE, Row
+from bench.workloads import NARROW_TABLE, STREAM_TABLE, TABLE, W8_POOL, NarrowRow, Row
 
 # bulk_create's batch: the same chunk Peewee uses, well under SQLite's bound-variable cap.
 _INSERT_CHUNK = 1_000
@@ -45,6 +45,17 @@ class StreamItem(_Columns):
         table = STREAM_TABLE
 
 
+class Narrow(Model):
+    """bench_narrow."""
+
+    id = fields.IntField(primary_key=True)
+    a = fields.CharField(max_length=20)
+    b = fields.CharField(max_length=20)
+
+    class Meta:
+        table = NARROW_TABLE
+
+
 def _db_url(target: Target) -> str:
     if target.backend == "sqlite":
         # Tortoise switches SQLite files to WAL by default; every other contender runs with
@@ -52,11 +63,12 @@ def _db_url(target: Target) -> str:
         return f"sqlite://{target.database}?journal_mode=DELETE"
     scheme = "asyncpg" if target.backend == "postgresql" else "mysql"
     auth = quote(target.user) + (f":{quote(target.password)}" if target.password else "")
-    return f"{scheme}://{auth}@{target.host}:{target.port}/{target.database}"
+    # A pool of W8_POOL connections, as every contender has for W8 (SQLite: one connection).
+    return f"{scheme}://{auth}@{target.host}:{target.port}/{target.database}?minsize=1&maxsize={W8_POOL}"
 
 
 class Contender(AsyncContender):
-    """Tortoise with its default connection pool; naive datetimes (``use_tz=False``)."""
+    """Tortoise with a pool of W8_POOL connections; naive datetimes (``use_tz=False``)."""
 
     packages = ("tortoise-orm", "aiosqlite", "asyncpg", "asyncmy")
     streaming = "keyset pagination (id > last ORDER BY id LIMIT batch): Tortoise has no cursor API"
@@ -79,6 +91,24 @@ class Contender(AsyncContender):
     async def bulk_insert(self, rows: Sequence[Row]) -> None:
         async with in_transaction():
             await Item.bulk_create([Item(**row._asdict()) for row in rows], batch_size=_INSERT_CHUNK)
+
+    async def bulk_insert_narrow(self, rows: Sequence[NarrowRow]) -> None:
+        async with in_transaction():
+            await Narrow.bulk_create([Narrow(**row._asdict()) for row in rows], batch_size=_INSERT_CHUNK)
+
+    # W8: Tortoise runs a statement outside in_transaction() in autocommit.
+
+    async def mixed_get(self, pk: int) -> bool:
+        return await Item.get_or_none(id=pk) is not None
+
+    async def mixed_update(self, pk: int, value: int) -> None:
+        await Item.filter(id=pk).update(value=value)
+
+    async def mixed_insert(self, row: Row) -> int:
+        return (await Item.create(**row._asdict())).id
+
+    async def release(self) -> None:
+        await connections.close_all(discard=False)  # the clients reconnect on next use
 
     async def fetch_objects(self) -> int:
         return len(await Item.all())
