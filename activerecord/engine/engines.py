@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 
 from sqlalchemy import Engine, create_engine
@@ -16,6 +17,37 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..dialects import backend_for
 from . import faults as _faults
 from .config import NodeConfig, engine_args
+
+#: Called with each new engine (an `AsyncEngine` contributes its ``sync_engine``) right after it
+#: is made; filled by instrumentation above this layer, empty (and free) otherwise.
+EngineCallback = Callable[["NodeEngines", Engine], None]
+_created: list[EngineCallback] = []
+_instances: weakref.WeakSet[NodeEngines] = weakref.WeakSet()
+
+
+def on_engine_created(callback: EngineCallback) -> None:
+    """Call ``callback(node_engines, engine)`` for every engine created from now on."""
+    _created.append(callback)
+
+
+def remove_engine_created(callback: EngineCallback) -> None:
+    """Stop calling ``callback`` (no error when it was not registered)."""
+    if callback in _created:
+        _created.remove(callback)
+
+
+def existing_engines() -> list[tuple[NodeEngines, Engine]]:
+    """Every engine created so far and still open (an `AsyncEngine` as its ``sync_engine``)."""
+    found: list[tuple[NodeEngines, Engine]] = []
+    for engines in list(_instances):
+        sync, async_ = engines._sync, engines._async
+        found.extend((engines, e) for e in (sync, async_.sync_engine if async_ else None) if e is not None)
+    return found
+
+
+def _announce(engines: NodeEngines, engine: Engine) -> None:
+    for callback in list(_created):
+        callback(engines, engine)
 
 
 class NodeEngines:
@@ -31,6 +63,7 @@ class NodeEngines:
         # node up just before the swap may still open an engine here, which must then be
         # disposed again once idle.
         self.on_create: Callable[[NodeEngines], None] | None = None
+        _instances.add(self)
 
     def __repr__(self) -> str:
         return f"NodeEngines({self.node.safe_url!r})"
@@ -51,6 +84,8 @@ class NodeEngines:
                     engine = create_engine(url, **options)
                     _faults.install(engine, backend_for(self.node.backend).classify_error)
                     self._sync = engine
+                    if _created:
+                        _announce(self, engine)
                     if self.on_create is not None:
                         self.on_create(self)
                 engine = self._sync
@@ -68,6 +103,8 @@ class NodeEngines:
                     engine = create_async_engine(url, **options)
                     _faults.install(engine.sync_engine, backend_for(self.node.backend).classify_error)
                     self._async = engine
+                    if _created:
+                        _announce(self, engine.sync_engine)
                     if self.on_create is not None:
                         self.on_create(self)
                 engine = self._async
