@@ -28,26 +28,26 @@ Kind = Literal["counter", "gauge", "histogram"]
 class Histogram:
     """One series of a histogram: cumulative counts per bucket, their sum and count."""
 
-    __slots__ = ("_lock", "bounds", "count", "counts", "sum")
+    __slots__ = ("bounds", "count", "counts", "lock", "sum")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
         self.count = 0
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def observe(self, value: float) -> None:
         """Add one observation (a value equal to a bound lands in that bound's bucket)."""
         index = bisect_left(self.bounds, value)
-        with self._lock:
+        with self.lock:
             self.counts[index] += 1
             self.sum += value
             self.count += 1
 
     def cumulative(self) -> list[tuple[float, int]]:
         """``(upper bound, observations at or below it)`` per bucket, ending with +Inf."""
-        with self._lock:
+        with self.lock:
             counts = list(self.counts)
         total = 0
         out: list[tuple[float, int]] = []
@@ -146,7 +146,11 @@ class Metrics:
             families[name].series[labels] = value
         for source in list(self._gauges):
             for spec, labels, value in source():
-                families[spec.name].series[labels] = value
+                # A node's sync and async pools share their labels: their gauges add up.
+                series = families[spec.name].series
+                previous = series.get(labels, 0.0)
+                assert not isinstance(previous, Histogram)
+                series[labels] = previous + value
         return list(families.values())
 
     def value(self, name: str, labels: Mapping[str, str] | None = None) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from time import perf_counter
@@ -60,6 +61,8 @@ class _Routing:
         self.choice = choice
         self.reason = reason
 
+
+_NO_PARAMETERS: Any = object()
 
 _routing: ContextVar[_Routing | None] = ContextVar("activerecord_replica_routing", default=None)
 _skipped: ContextVar[list[str] | None] = ContextVar("activerecord_replica_skipped", default=None)
@@ -209,25 +212,15 @@ class _Instrumentation:
 
     def _listeners(self, state: _EngineState) -> list[tuple[str, Callable[..., Any]]]:
         dialect = state.engine.dialect
-        run_one = dialect.do_execute
-        run_many = dialect.do_executemany
-        run_bare = dialect.do_execute_no_params
-        timed = self._timed
-
-        def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-            timed(state, run_one, context, cursor, statement, parameters, context)
-            return True
-
-        def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-            timed(state, run_many, context, cursor, statement, parameters, context)
-            return True
-
-        def do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-            timed(state, run_bare, context, cursor, statement, context)
-            return True
+        make = self._timer if self.tracing is None and self.otel_duration is None else self._full_timer
 
         def handle_error(context: ExceptionContext) -> None:
-            error = context.chained_exception or context.sqlalchemy_exception or context.original_exception
+            # chained_exception is set only when an earlier listener (faults.install) replaced the error.
+            error = (
+                getattr(context, "chained_exception", None)
+                or context.sqlalchemy_exception
+                or context.original_exception
+            )
             labels = (
                 *state.labels,
                 ("error.type", type(error).__qualname__),
@@ -235,56 +228,94 @@ class _Instrumentation:
             )
             self.metrics.add(self.metrics.counter(_m.ERRORS, labels))
 
-        def engine_disposed(engine: Engine) -> None:
-            # dispose() makes a new pool; time its checkouts too.
-            _wrap_pool(state, engine.pool)
+        def connect(dbapi_connection: Any, record: Any) -> None:
+            # dispose() replaces the pool: time the new one's checkouts from its first connection
+            # on. A pool event, not the engine's engine_disposed: any engine-level listener turns
+            # on SQLAlchemy's per-statement event path for every statement of the engine.
+            _wrap_pool(state, state.engine.pool)
 
         state.listeners = [
-            ("do_execute", do_execute),
-            ("do_executemany", do_executemany),
-            ("do_execute_no_params", do_execute_no_params),
+            ("do_execute", make(state, dialect.do_execute)),
+            ("do_executemany", make(state, dialect.do_executemany)),
+            ("do_execute_no_params", make(state, dialect.do_execute_no_params)),
             ("handle_error", handle_error),
-            ("engine_disposed", engine_disposed),
+            ("connect", connect),
         ]
         return state.listeners
 
-    def _timed(self, state: _EngineState, run: Callable[..., Any], context: Any, cursor: Any, *args: Any) -> None:
-        stmt = state.statement(args[0])
+    def _timer(self, state: _EngineState, run: Callable[..., Any]) -> Callable[..., bool]:
+        """The listener that makes the driver call ``run`` and records it: the metrics-only path,
+        kept to one Python call, one bucket search and one lock per statement."""
+        cache = state.statements
+        slow = self.slow
+        bounds = _m.DURATION_BUCKETS
+
+        def timed(cursor: Any, statement: str, parameters: Any, context: Any = _NO_PARAMETERS) -> bool:
+            stmt = cache.get(statement)
+            if stmt is None:
+                stmt = state.statement(statement)
+            start = perf_counter()
+            try:
+                if context is _NO_PARAMETERS:  # do_execute_no_params(cursor, statement, context)
+                    run(cursor, statement, parameters)
+                else:
+                    run(cursor, statement, parameters, context)
+            except BaseException:
+                stmt.duration.observe(perf_counter() - start)
+                raise
+            elapsed = perf_counter() - start
+            rows = cursor.rowcount
+            histogram = stmt.duration
+            index = bisect_left(bounds, elapsed)
+            with histogram.lock:
+                histogram.counts[index] += 1
+                histogram.sum += elapsed
+                histogram.count += 1
+                if rows > 0:
+                    stmt.rows[0] += rows
+            if elapsed >= slow:
+                _log_slow(stmt, statement, elapsed)
+            return True
+
+        return timed
+
+    def _full_timer(self, state: _EngineState, run: Callable[..., Any]) -> Callable[..., bool]:
+        """The listener for when spans or OpenTelemetry histograms are on too."""
         tracing = self.tracing
-        span = None
-        if tracing is not None:
-            span = tracing.start_statement(
-                stmt.name, stmt.attributes, args[0], context.root_connection, _routing_attributes(state)
-            )
-        start = perf_counter()
-        try:
-            run(cursor, *args)
-        except BaseException as exc:
+        slow = self.slow
+
+        def timed(cursor: Any, statement: str, *rest: Any) -> bool:
+            stmt = state.statement(statement)
+            span = None
+            if tracing is not None:
+                conn = rest[-1].root_connection  # the execution context is the last argument
+                span = tracing.start_statement(stmt.name, stmt.attributes, statement, conn, _routing_attributes(state))
+            start = perf_counter()
+            try:
+                run(cursor, statement, *rest)
+            except BaseException as exc:
+                elapsed = perf_counter() - start
+                stmt.duration.observe(elapsed)
+                if stmt.otel is not None:
+                    stmt.otel.record(elapsed, {**stmt.attributes, "error.type": type(exc).__qualname__})
+                if span is not None:
+                    tracing.end_statement(span, exc, -1)  # type: ignore[union-attr]
+                raise
             elapsed = perf_counter() - start
             stmt.duration.observe(elapsed)
+            rows = cursor.rowcount
+            if rows > 0:
+                with stmt.duration.lock:
+                    stmt.rows[0] += rows
             if stmt.otel is not None:
-                stmt.otel.record(elapsed, {**stmt.attributes, "error.type": type(exc).__qualname__})
+                stmt.otel.record(elapsed, stmt.attributes)
             if span is not None:
-                tracing.end_statement(span, exc, -1)  # type: ignore[union-attr]
-            raise
-        elapsed = perf_counter() - start
-        stmt.duration.observe(elapsed)
-        rows = cursor.rowcount
-        if rows > 0:
-            self.metrics.add(stmt.rows, rows)
-        if stmt.otel is not None:
-            stmt.otel.record(elapsed, stmt.attributes)
-        if span is not None:
-            tracing.end_statement(span, None, rows)  # type: ignore[union-attr]
-        if elapsed >= self.slow:
-            slow_log.warning(
-                "slow statement: %.1f ms on %s (%s): %s",
-                elapsed * 1000,
-                stmt.attributes["activerecord.connection"],
-                stmt.attributes["activerecord.node"],
-                args[0],
-                extra={"duration": elapsed, "statement": args[0], "db_query_summary": stmt.name},
-            )
+                tracing.end_statement(span, None, rows)  # type: ignore[union-attr]
+            if elapsed >= slow:
+                _log_slow(stmt, statement, elapsed)
+            return True
+
+        return timed
 
     # -- gauges -------------------------------------------------------------------------------
 
@@ -301,10 +332,14 @@ class _Instrumentation:
             yield _m.PENDING, labels, float(state.pending)
 
     def _lag_gauges(self) -> Iterator[tuple[_m.Spec, _m.Labels, float]]:
+        seen: set[int] = set()
         for state in list(self.states.values()):
             labels = state.labels
-            if state.replica is not None and state.replica.lag is not None:
-                yield _m.LAG, labels, float(state.replica.lag)
+            replica = state.replica
+            # Once per replica, not once per engine (sync and async) of it.
+            if replica is not None and replica.lag is not None and id(replica) not in seen:
+                seen.add(id(replica))
+                yield _m.LAG, labels, float(replica.lag)
 
     # -- replicas -----------------------------------------------------------------------------
 
@@ -379,6 +414,18 @@ class _Instrumentation:
             return []
 
         return callback
+
+
+def _log_slow(stmt: _Statement, statement: str, elapsed: float) -> None:
+    attributes = stmt.attributes
+    slow_log.warning(
+        "slow statement: %.1f ms on %s (%s): %s",
+        elapsed * 1000,
+        attributes["activerecord.connection"],
+        attributes["activerecord.node"],
+        statement,
+        extra={"duration": elapsed, "statement": statement, "db_query_summary": stmt.name},
+    )
 
 
 def _routing_attributes(state: _EngineState) -> dict[str, str] | None:
