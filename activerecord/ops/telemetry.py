@@ -260,8 +260,11 @@ class _Instrumentation:
                     run(cursor, statement, parameters)
                 else:
                     run(cursor, statement, parameters, context)
-            except BaseException:
-                stmt.duration.observe(perf_counter() - start)
+            except BaseException as exc:
+                elapsed = perf_counter() - start
+                stmt.duration.observe(elapsed)
+                if elapsed >= slow:
+                    _log_slow(stmt, statement, elapsed, exc)
                 raise
             elapsed = perf_counter() - start
             rows = cursor.rowcount
@@ -300,6 +303,8 @@ class _Instrumentation:
                     stmt.otel.record(elapsed, {**stmt.attributes, "error.type": type(exc).__qualname__})
                 if span is not None:
                     tracing.end_statement(span, exc, -1)  # type: ignore[union-attr]
+                if elapsed >= slow:
+                    _log_slow(stmt, statement, elapsed, exc)
                 raise
             elapsed = perf_counter() - start
             stmt.duration.observe(elapsed)
@@ -416,10 +421,14 @@ class _Instrumentation:
         return callback
 
 
-def _log_slow(stmt: _Statement, statement: str, elapsed: float) -> None:
+def _log_slow(stmt: _Statement, statement: str, elapsed: float, error: BaseException | None = None) -> None:
+    """Log a statement over the threshold: its text (placeholders only) and timing. Of a failed one,
+    the error's class only: a driver's message may quote the values."""
     attributes = stmt.attributes
+    outcome = "" if error is None else f" (failed: {type(error).__qualname__})"
     slow_log.warning(
-        "slow statement: %.1f ms on %s (%s): %s",
+        "slow statement%s: %.1f ms on %s (%s): %s",
+        outcome,
         elapsed * 1000,
         attributes["activerecord.connection"],
         attributes["activerecord.node"],
