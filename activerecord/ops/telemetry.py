@@ -197,7 +197,9 @@ class _Instrumentation:
             event.listen(engine, name, fn)
         _wrap_pool(state, engine.pool)
         if self.tracing is not None:
-            self.tracing.install(engine, {k: v for k, v in state.labels})
+            # Labels are worked out at the first transaction, not here: a new engine is announced
+            # while its node's lock is held, and they are looked up in the connection registry.
+            self.tracing.install(engine, lambda: dict(state.labels))
 
     def detach(self) -> None:
         """Remove every listener and pool timer installed by `attach`."""

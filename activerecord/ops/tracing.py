@@ -11,7 +11,7 @@ Statement text (``db.query.text``, with placeholders, never values) only when as
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -56,15 +56,16 @@ class Tracing:
             span.set_attribute("db.response.returned_rows", rows)
         span.end()
 
-    def install(self, engine: Engine, attributes: Attributes) -> None:
-        """Trace the write transactions of ``engine`` (begun with ``begin_write``)."""
+    def install(self, engine: Engine, attributes: Callable[[], Attributes]) -> None:
+        """Trace the write transactions of ``engine`` (begun with ``begin_write``), their spans
+        carrying ``attributes()``."""
 
         def begin(conn: Connection) -> None:
             if begins_write():
                 # The caller's span (if any) is the parent: transactions nest in request spans.
                 parent = otel_context.get_current()
                 self._transactions[conn] = self.tracer.start_span(
-                    "transaction", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+                    "transaction", context=parent, kind=SpanKind.CLIENT, attributes=attributes()
                 )
 
         def commit(conn: Connection) -> None:
