@@ -4,6 +4,8 @@ left behind by `uninstrument()`."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -181,3 +183,16 @@ async def test_an_unreachable_replica_is_skipped_and_counted(db: IO, rep: Replic
     await db(Order.find().using_read_replica()).all()
     assert metrics.value("activerecord.replica.skips", {"reason": "unreachable"}) == 1
     assert metrics.value("activerecord.replica.fallbacks", {"reason": "unreachable"}) == 1
+
+
+async def test_a_removed_connection_s_engines_are_not_kept_alive(db: IO, backend_dbs: BackendDatabases) -> None:
+    ops.instrument()
+    try:
+        ConnectionManager.configure({"passing": backend_dbs.config("default")})
+        await db(Author.find().using("passing")).count()
+        engine = weakref.ref(ConnectionManager.engine("passing"))
+        await ConnectionManager.aremove("passing")
+        gc.collect()
+        assert engine() is None
+    finally:
+        ops.uninstrument()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
@@ -99,7 +100,9 @@ class _EngineState:
     def __init__(self, owner: _Instrumentation, node: _engines.NodeEngines, engine: Engine) -> None:
         self.owner = owner
         self.node = node
-        self.engine = engine
+        # Weak: instrumentation must not keep a disposed engine (a replaced node's) alive.
+        self.engine = weakref.ref(engine)
+        self.url = engine.url
         self._labels: _m.Labels | None = None
         self.replica: _replicas.Replica | None = None
         self.statements: dict[str, _Statement] = {}
@@ -125,7 +128,7 @@ class _EngineState:
             if replica is not None:
                 connection, shard, role, self.replica = name, shard_name, "replica", replica
                 break
-        url = self.engine.url
+        url = self.url
         labels: list[tuple[str, str]] = [
             ("db.system.name", self.node.node.backend),
             ("db.namespace", url.database or ""),
@@ -176,7 +179,7 @@ class _Instrumentation:
             from .tracing import Tracing
 
             self.tracing = Tracing(tracer_provider.get_tracer(_SCOPE), statement_text)
-        self.states: dict[Engine, _EngineState] = {}
+        self.states: weakref.WeakKeyDictionary[Engine, _EngineState] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.otel_duration: Any = None
         self.otel_wait: Any = None
@@ -193,7 +196,7 @@ class _Instrumentation:
             if engine in self.states:
                 return
             state = self.states[engine] = _EngineState(self, node, engine)
-        for name, fn in self._listeners(state):
+        for name, fn in self._listeners(state, engine):
             event.listen(engine, name, fn)
         _wrap_pool(state, engine.pool)
         if self.tracing is not None:
@@ -212,8 +215,8 @@ class _Instrumentation:
                 self.tracing.uninstall(engine)
         self.states.clear()
 
-    def _listeners(self, state: _EngineState) -> list[tuple[str, Callable[..., Any]]]:
-        dialect = state.engine.dialect
+    def _listeners(self, state: _EngineState, engine: Engine) -> list[tuple[str, Callable[..., Any]]]:
+        dialect = engine.dialect
         make = self._timer if self.tracing is None and self.otel_duration is None else self._full_timer
 
         def handle_error(context: ExceptionContext) -> None:
@@ -234,7 +237,9 @@ class _Instrumentation:
             # dispose() replaces the pool: time the new one's checkouts from its first connection
             # on. A pool event, not the engine's engine_disposed: any engine-level listener turns
             # on SQLAlchemy's per-statement event path for every statement of the engine.
-            _wrap_pool(state, state.engine.pool)
+            current = state.engine()
+            if current is not None:
+                _wrap_pool(state, current.pool)
 
         state.listeners = [
             ("do_execute", make(state, dialect.do_execute)),
@@ -328,7 +333,10 @@ class _Instrumentation:
 
     def _pool_gauges(self) -> Iterator[tuple[_m.Spec, _m.Labels, float]]:
         for state in list(self.states.values()):
-            pool: Any = state.engine.pool
+            engine = state.engine()
+            if engine is None:
+                continue
+            pool: Any = engine.pool
             labels = state.labels
             if hasattr(pool, "checkedout"):
                 yield _m.CONNECTIONS, (*labels, ("state", "used")), float(pool.checkedout())
