@@ -24,6 +24,7 @@ from .backends import BackendDatabases
 from .dual import IO
 from .models import Author, Order
 from .test_replicas import Replicated
+from .test_shards import SHARDS, ShardedUser, Shards, shards  # noqa: F401 (the shards fixture)
 
 
 @pytest.fixture
@@ -196,3 +197,14 @@ async def test_a_removed_connection_s_engines_are_not_kept_alive(db: IO, backend
         assert engine() is None
     finally:
         ops.uninstrument()
+
+
+async def test_a_shard_s_statements_carry_its_group_and_shard(
+    db: IO,
+    shards: Shards,  # noqa: F811
+    metrics: Metrics,
+) -> None:
+    shard = SHARDS[1]
+    await db(ShardedUser.find().using(shard)).count()
+    labels = {"activerecord.connection": "user_shards", "activerecord.shard": shard}
+    assert metrics.value("db.client.operation.duration", {**labels, "db.query.summary": "SELECT users"}) == 1
