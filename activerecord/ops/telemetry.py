@@ -82,12 +82,14 @@ def summarize(statement: str) -> tuple[str, str]:
 class _Statement:
     """What one statement text on one engine records into, worked out once."""
 
-    __slots__ = ("attributes", "duration", "name", "otel", "rows")
+    __slots__ = ("attributes", "duration", "name", "otel", "returns_rows", "rows")
 
     def __init__(self, state: _EngineState, statement: str) -> None:
         operation, summary = summarize(statement)
         labels = (*state.labels, ("db.operation.name", operation), ("db.query.summary", summary))
         self.name = summary
+        # A SELECT's row count is rows returned; a DML statement's is rows affected (metrics only).
+        self.returns_rows = operation == "SELECT"
         self.attributes = dict(labels)
         self.duration = state.owner.metrics.histogram(_m.DURATION, labels)
         self.rows = state.owner.metrics.counter(_m.ROWS, labels)
@@ -322,7 +324,7 @@ class _Instrumentation:
             if stmt.otel is not None:
                 stmt.otel.record(elapsed, stmt.attributes)
             if span is not None:
-                tracing.end_statement(span, None, rows)  # type: ignore[union-attr]
+                tracing.end_statement(span, None, rows if stmt.returns_rows else -1)  # type: ignore[union-attr]
             if elapsed >= slow:
                 _log_slow(stmt, statement, elapsed)
             return True
