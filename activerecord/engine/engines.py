@@ -34,6 +34,38 @@ from .config import NodeConfig, engine_args
 
 log = logging.getLogger("activerecord.engine")
 
+#: Called with each new engine (an `AsyncEngine` contributes its ``sync_engine``) right after it
+#: is made; filled by instrumentation above this layer, empty (and free) otherwise.
+EngineCallback = Callable[["NodeEngines", Engine], None]
+_created: list[EngineCallback] = []
+_instances: weakref.WeakSet[NodeEngines] = weakref.WeakSet()
+
+
+def on_engine_created(callback: EngineCallback) -> None:
+    """Call ``callback(node_engines, engine)`` for every engine created from now on."""
+    _created.append(callback)
+
+
+def remove_engine_created(callback: EngineCallback) -> None:
+    """Stop calling ``callback`` (no error when it was not registered)."""
+    if callback in _created:
+        _created.remove(callback)
+
+
+def existing_engines() -> list[tuple[NodeEngines, Engine]]:
+    """Every engine created so far and still open (an `AsyncEngine` as its ``sync_engine``)."""
+    found: list[tuple[NodeEngines, Engine]] = []
+    for engines in list(_instances):
+        if engines._sync is not None:
+            found.append((engines, engines._sync))
+        found.extend((engines, e.sync_engine) for e in engines.async_engines())
+    return found
+
+
+def _announce(engines: NodeEngines, engine: Engine) -> None:
+    for callback in list(_created):
+        callback(engines, engine)
+
 
 @dataclass
 class _LoopEngine:
@@ -65,6 +97,7 @@ class NodeEngines:
         # node up just before the swap may still open an engine here, which must then be
         # disposed again once idle.
         self.on_create: Callable[[NodeEngines], None] | None = None
+        _instances.add(self)
 
     def __repr__(self) -> str:
         return f"NodeEngines({self.node.safe_url!r})"
@@ -141,6 +174,8 @@ class NodeEngines:
         _faults.install(engine, backend_for(self.node.backend).classify_error)
         _timeouts.install(engine)
         _checkout.install(engine, self.node.checkout_warning, self.node.safe_url)
+        if _created:
+            _announce(self, engine)
 
     async def _close_with_loop(self, entry: _LoopEngine) -> None:
         try:

@@ -13,8 +13,9 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +29,23 @@ from .topology import ClusterConfig
 
 # Errors that mean "this node is unreachable", as opposed to an error in the caller's query.
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, PoolTimeout, OSError, TimeoutError)
+
+
+class ReplicaObserver(Protocol):
+    """What instrumentation hears of replica choice (see `observe`)."""
+
+    def watch(self, cluster: Cluster, order: list[Replica]) -> Iterable[Replica]:
+        """Hand out ``order`` to one read; notice when the read runs out of replicas (falls back)."""
+
+    def skipped(self, replica: Replica, reason: str) -> None:
+        """``replica`` was passed over for a read: ``unreachable``, ``lag`` or ``read_your_writes``."""
+
+    def chosen(self, replica: Replica, reason: str) -> None:
+        """``replica`` serves a read: ``caught_up`` (it has this context's writes) or ``routing``."""
+
+
+#: Set by instrumentation; None (the default) costs one comparison per decision.
+observer: ReplicaObserver | None = None
 
 
 @dataclass(frozen=True)
@@ -70,9 +88,11 @@ class Replica:
         """The replica's name, or its URL with the password masked."""
         return self.name or self.engines.node.safe_url
 
-    def mark_down(self, seconds: float) -> None:
+    def mark_down(self, seconds: float, reason: str = "unreachable") -> None:
         """Skip this replica for ``seconds``; it is tried again after that."""
         self.down_until = time.monotonic() + seconds
+        if observer is not None:
+            observer.skipped(self, reason)
 
     def available(self, now: float) -> bool:
         """Whether the replica may be tried now."""
@@ -107,8 +127,12 @@ class Cluster:
         """The primary's engines and every replica's."""
         return [self.primary, *(r.engines for r in self.replicas)]
 
-    def read_order(self) -> list[Replica]:
+    def read_order(self) -> Iterable[Replica]:
         """The replicas to try for one read, best first; those marked down are left out."""
+        order = self._order()
+        return order if observer is None else observer.watch(self, order)
+
+    def _order(self) -> list[Replica]:
         now = time.monotonic()
         usable = [r for r in self.replicas if r.available(now)]
         if len(usable) < 2:
@@ -146,9 +170,15 @@ class Cluster:
                     replica.replayed = measured.lsn
         max_lag = self.options.max_lag
         if max_lag is not None and replica.lag is not None and replica.lag > max_lag:
-            replica.mark_down(self.options.retry_after)
+            replica.mark_down(self.options.retry_after, "lag")
             return False
-        return self.caught_up(replica, name)
+        fit = self.caught_up(replica, name)
+        if observer is not None:
+            if not fit:
+                observer.skipped(replica, "read_your_writes")
+            else:
+                observer.chosen(replica, "routing" if self._pending(name) is None else "caught_up")
+        return fit
 
     def caught_up(self, replica: Replica, name: str) -> bool:
         """Whether ``replica`` has this context's own writes on ``name`` (read-your-own-writes)."""

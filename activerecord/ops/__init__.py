@@ -1,9 +1,10 @@
-"""Running a service: health checks with readiness and liveness endpoints, and configuration
-sources that reconfigure connections live."""
+"""Running a service: health checks with readiness and liveness endpoints, configuration sources
+that reconfigure connections live, metrics and tracing."""
 
 from .config_sources import ConfigSource, EtcdSource, FileSource
 from .endpoints import LivenessASGI, LivenessWSGI, ReadinessASGI, ReadinessWSGI
 from .health import HealthReport, HealthStatus, NodeHealth, PoolUsage
+from .telemetry import current_metrics, instrument, uninstrument
 
 __all__ = [
     "ConfigSource",
@@ -17,4 +18,7 @@ __all__ = [
     "PoolUsage",
     "ReadinessASGI",
     "ReadinessWSGI",
+    "current_metrics",
+    "instrument",
+    "uninstrument",
 ]

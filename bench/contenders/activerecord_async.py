@@ -1,10 +1,14 @@
-"""activerecord, async API (the ``a``-prefixed twins), written against the public contract."""
+"""activerecord, async API (the ``a``-prefixed twins), written against the public contract.
+
+``BENCH_AR_METRICS`` turns metrics on as for the sync contender.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from activerecord import ActiveRecord, ConnectionManager
+from bench.contenders.activerecord_sync import instrument_from_env
 from bench.contenders.ar_models import Item, Narrow, StreamItem, aware_rows, configure
 from bench.contenders.base import AsyncContender, OnBatch
 from bench.schema import reset_statements
@@ -21,6 +25,7 @@ class Contender(AsyncContender):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         configure(target)
+        instrument_from_env()
 
     def prepare_rows(self, rows: Sequence[Row]) -> Sequence[Row]:
         return aware_rows(rows)

@@ -1,7 +1,13 @@
-"""activerecord, sync API, written against the public contract only."""
+"""activerecord, sync API, written against the public contract only.
+
+``BENCH_AR_METRICS=1`` runs it with metrics on (``activerecord.ops.instrument()``, what a service
+exporting to Prometheus runs); ``BENCH_AR_METRICS=otel`` also publishes them through an
+OpenTelemetry SDK ``MeterProvider``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from activerecord import ActiveRecord, ConnectionManager
@@ -10,6 +16,22 @@ from bench.contenders.base import OnBatch, SyncContender
 from bench.schema import reset_statements
 from bench.targets import Target
 from bench.workloads import NarrowRow, Row
+
+
+def instrument_from_env() -> None:
+    """Turn metrics on when ``BENCH_AR_METRICS`` asks for them."""
+    mode = os.environ.get("BENCH_AR_METRICS", "")
+    if not mode or mode == "0":
+        return
+    from activerecord import ops
+
+    meter_provider = None
+    if mode == "otel":
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    ops.instrument(meter_provider=meter_provider)
 
 
 class Contender(SyncContender):
@@ -27,6 +49,7 @@ class Contender(SyncContender):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         configure(target)
+        instrument_from_env()
 
     def prepare_rows(self, rows: Sequence[Row]) -> Sequence[Row]:
         return aware_rows(rows)
