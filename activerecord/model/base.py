@@ -824,12 +824,9 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
 
     @classmethod
     async def acreate_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
-        """`create_all` (async)."""
-        name = using or cls.__connection__
-        if ConnectionManager.is_shard_group(name):
-            await _shard_write.aon_each_shard(name, _create_tables, cls._ar_tables(models, name))
-            return
-        await _execute.arun(name, True, _create_tables, cls._ar_tables(models, name))
+        """`create_all` (async): the same code, through the greenlet bridge (a shard group's shards
+        one after the other)."""
+        await run_in_greenlet(cls.create_all, using, models=models)
 
     @classmethod
     def drop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
@@ -842,12 +839,8 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
 
     @classmethod
     async def adrop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
-        """`drop_all` (async)."""
-        name = using or cls.__connection__
-        if ConnectionManager.is_shard_group(name):
-            await _shard_write.aon_each_shard(name, _drop_tables, cls._ar_tables(models, name))
-            return
-        await _execute.arun(name, True, _drop_tables, cls._ar_tables(models, name))
+        """`drop_all` (async): the same code, through the greenlet bridge."""
+        await run_in_greenlet(cls.drop_all, using, models=models)
 
 
 def _ignore_keys(positions: list[int], pks: list[Any] | None) -> None:

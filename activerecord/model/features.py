@@ -222,20 +222,8 @@ class Features(RecordState):
         update: Sequence[str] | None = None,
         using: str | None = None,
     ) -> None:
-        """`upsert` (async)."""
-        values, keys, changes = cls._ar_upsert_args(rows, conflict, update)
-        if values:
-            model: Any = cls
-            await _execute.arun(
-                using or model.__connection__,
-                True,
-                _upsert.upsert,
-                model.__table__,
-                values,
-                keys,
-                changes,
-                model._ar_pk,
-            )
+        """`upsert` (async): the same code, through the greenlet bridge."""
+        await run_in_greenlet(cls.upsert, rows, conflict=conflict, update=update, using=using)
 
 
 __all__ = ["Features"]

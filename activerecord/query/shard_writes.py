@@ -147,13 +147,6 @@ def on_each_shard(group: str, op: Callable[[Connection, list[Table]], None], tab
     _raise_first(_fanout.each(shards, lambda shard: _execute.run(shard, True, op, tables)))
 
 
-async def aon_each_shard(group: str, op: Callable[[Connection, list[Table]], None], tables: list[Table]) -> None:
-    """`on_each_shard` (async), the shards gathered."""
-    shards = [shard for shard, _node in ConnectionManager.primary_nodes(group)]
-    outcomes = await asyncio.gather(*(_execute.arun(s, True, op, tables) for s in shards), return_exceptions=True)
-    _raise_first(outcomes)
-
-
 def _raise_first(outcomes: Sequence[Any]) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
