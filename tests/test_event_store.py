@@ -330,8 +330,8 @@ async def test_subscription_follows_live_appends(db: IO, backend: str) -> None:
         thread.start()
         try:
             await wait_for(1)
-            time.sleep(0.3)
-            STORE.append("live", _events("After"))
+            await asyncio.sleep(0.3)
+            await db(STORE).append("live", _events("After"))
             latency = await wait_for(2)
         finally:
             stop.set()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 
 from activerecord import ActiveRecord, ConnectionManager, ops
@@ -28,7 +29,8 @@ def _sqlite_sleep(seconds: float) -> float:
 
 
 def _register_sleep(dbapi_connection: Any, record: Any) -> None:
-    dbapi_connection.create_function("ar_sleep", 1, _sqlite_sleep)
+    if hasattr(dbapi_connection, "create_function"):  # (SQLite only; the listener is on every engine)
+        dbapi_connection.create_function("ar_sleep", 1, _sqlite_sleep)
 
 
 def sleeping_connection(name: str, backend: str, backend_dbs: BackendDatabases) -> str:
@@ -36,8 +38,9 @@ def sleeping_connection(name: str, backend: str, backend_dbs: BackendDatabases) 
     the database (PostgreSQL's pg_sleep, MariaDB's SLEEP, on SQLite a function of the connection)."""
     ConnectionManager.configure({name: backend_dbs.config("default")})
     if backend == "sqlite":
-        for engine in (ConnectionManager.engine(name), ConnectionManager.async_engine(name).sync_engine):
-            event.listen(engine, "connect", _register_sleep)
+        # On every engine, also those made later: each event loop gets an async engine of its own.
+        if not event.contains(sa.Engine, "connect", _register_sleep):
+            event.listen(sa.Engine, "connect", _register_sleep)
         return "SELECT ar_sleep(:s)"
     return "SELECT pg_sleep(:s)" if backend == "postgresql" else "SELECT SLEEP(:s)"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,7 +22,8 @@ from .dual import IO
 from .harness.pg_cluster import PgCluster
 from .models import Order
 
-DATABASE = "ar_replica_routing"
+# Unique per run: the session's cluster is shared with other modules, and a failed run may leave one behind.
+DATABASE = f"ar_replica_routing_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,11 @@ def cluster_db(pg_cluster: PgCluster) -> Iterator[PgCluster]:
     engine.dispose()
     pg_cluster.wait_for_replay()
     yield pg_cluster
+    # pytest may set a module fixture up again when parametrized tests are regrouped: leave none.
+    admin = sa.create_engine(pg_cluster.primary.url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    admin.dispose()
 
 
 @pytest.fixture

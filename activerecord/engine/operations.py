@@ -42,9 +42,15 @@ def insert_one(
     values the server filled in for ``server_defaults`` columns left out of ``values`` (where the
     backend can return them)."""
     fetch = tuple(name for name in server_defaults if name not in values)
-    if conn.dialect.insert_returning and (returning := _returning_insert(table, fetch)) is not None:
-        # One explicit RETURNING read of the key and the server's values: SQLAlchemy's
-        # inserted_primary_key would rebuild the key from the parameters and the returned row.
+    dialect: Any = conn.dialect  # (postfetch_lastrowid is on DefaultDialect, not the protocol)
+    if (
+        dialect.insert_returning
+        and not dialect.postfetch_lastrowid
+        and (returning := _returning_insert(table, fetch)) is not None
+    ):
+        # One explicit RETURNING read of the key and the server's values, where the key is not
+        # free from the cursor's lastrowid: SQLAlchemy's inserted_primary_key would rebuild the
+        # key from the parameters and the returned row.
         stmt, names = returning
         row = conn.execute(stmt, values).one()
         return row[0], {name: value for name, value in zip(names, row, strict=True) if name in fetch} if fetch else {}
