@@ -43,7 +43,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[all,pydantic,etcd,rabbitmq,nats,redis]", "mypy>=1.10", "types-greenlet>=3.0")
+    session.install(
+        "-e", ".[all,pydantic,etcd,rabbitmq,nats,redis,otel,prometheus]", "mypy>=1.10", "types-greenlet>=3.0"
+    )
     session.run("mypy", "--strict", "activerecord")
 
 
