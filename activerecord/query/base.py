@@ -10,8 +10,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.sql.expression import ClauseElement
 
 from ..connections.manager import ConnectionManager
+from ..errors import QueryError
 from . import eager as _eager
 from . import targets as _targets
 
@@ -188,4 +190,16 @@ class QueryBase(Generic[M]):
 _NO_PK: Any = object()
 
 
-__all__ = ["Extras", "QueryBase"]
+__all__ = ["Extras", "QueryBase", "column_of"]
+
+
+def column_of(model: Any, column: Any) -> Any:
+    """A field name of ``model`` as its column; an SQL expression as it is; `QueryError` for
+    anything else (checked before any SQL)."""
+    if isinstance(column, str):
+        if column not in model.__table__.c:
+            raise QueryError(f"{model.__name__} has no field {column!r}")
+        return model.__table__.c[column]
+    if not isinstance(column, ClauseElement):
+        raise QueryError(f"expected a column or a field name, not {column!r}")
+    return column

@@ -23,7 +23,7 @@ from ..engine import operations as _operations
 from ..errors import QueryError
 from . import eager as _eager
 from . import pagination as _pagination
-from .base import Extras, QueryBase
+from .base import Extras, QueryBase, column_of
 
 M = TypeVar("M")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,16 +39,6 @@ def _label(name: str) -> str:
             f"a values() label must be a plain identifier (letters, digits, _; at most 63), not {name!r:.70}"
         )
     return name
-
-
-def _column(model: Any, column: Any) -> Any:
-    if isinstance(column, str):
-        if column not in model.__table__.c:
-            raise QueryError(f"{model.__name__} has no field {column!r}")
-        return model.__table__.c[column]
-    if not isinstance(column, ClauseElement):
-        raise QueryError(f"expected a column or a field name, not {column!r}")
-    return column
 
 
 class QueryFeatures(QueryBase[M]):
@@ -115,7 +105,7 @@ class QueryFeatures(QueryBase[M]):
 
     def group_by(self, *columns: Any) -> Self:
         """GROUP BY columns (or field names); read groups with `values` or `pluck`."""
-        cols = tuple(_column(self._model, c) for c in columns)
+        cols = tuple(column_of(self._model, c) for c in columns)
         return self._extended(group_by=(self._ext or Extras()).group_by + cols)
 
     def having(self, *conditions: ColumnElement[bool]) -> Self:
@@ -164,12 +154,12 @@ class QueryFeatures(QueryBase[M]):
         """
         if not columns:
             raise QueryError("select() needs at least one column")
-        cols = [_column(self._model, c) for c in columns]
+        cols = [column_of(self._model, c) for c in columns]
         return self.statement.with_only_columns(*cols, maintain_column_froms=True)
 
     def _values_stmt(self, columns: Sequence[Any], labeled: dict[str, Any]) -> Select[Any]:
-        cols = [_column(self._model, c) for c in columns] or ([] if labeled else list(self._model.__table__.c))
-        cols += [_column(self._model, expr).label(_label(name)) for name, expr in labeled.items()]
+        cols = [column_of(self._model, c) for c in columns] or ([] if labeled else list(self._model.__table__.c))
+        cols += [column_of(self._model, expr).label(_label(name)) for name, expr in labeled.items()]
         return self.statement.with_only_columns(*cols, maintain_column_froms=True)
 
     def _read(self, op: Callable[..., Any], *args: Any) -> Any:
@@ -203,7 +193,7 @@ class QueryFeatures(QueryBase[M]):
         return await self._aread(_dicts, self._values_stmt(columns, labeled))  # type: ignore[no-any-return]
 
     def _aggregate_stmt(self, fn: Any, column: Any, distinct: bool = False) -> Select[Any]:
-        col = _column(self._model, column)
+        col = column_of(self._model, column)
         ext = self._ext
         if self._limit is not None or self._offset is not None or (ext is not None and ext.shapes_rows):
             # Keep the order: with a limit it decides which rows are aggregated.

@@ -40,6 +40,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ..dialects import backend_for
 from ..errors import QueryError
+from .base import column_of
 
 if TYPE_CHECKING:
     from .query import Query
@@ -391,17 +392,6 @@ def _or(parts: list[Callable[[Env], bool | None]]) -> Callable[[Env], bool | Non
     return test
 
 
-def _column(model: Any, column: Any) -> Any:
-    """A field name as its column; an SQL expression as it is."""
-    if isinstance(column, str):
-        if column not in model.__table__.c:
-            raise QueryError(f"{model.__name__} has no field {column!r}")
-        return model.__table__.c[column]
-    if not isinstance(column, ClauseElement):
-        raise QueryError(f"expected a column or a field name, not {column!r}")
-    return column
-
-
 def plan(query: Query[Any], columns: Sequence[Any], labeled: dict[str, Any], *, pluck: bool = False) -> Plan:
     """The plan of ``query.values(*columns, **labeled)`` (or ``pluck(*columns)``) over every shard.
 
@@ -413,9 +403,9 @@ def plan(query: Query[Any], columns: Sequence[Any], labeled: dict[str, Any], *, 
     ext = query._ext
     if ext is not None and ext.distinct:
         raise QueryError("on_all_shards() does not merge distinct(): group_by() the columns instead")
-    resolved = [_column(model, c) for c in columns]
+    resolved = [column_of(model, c) for c in columns]
     outputs = [(str(getattr(_unlabel(c), "name", f"_ar_{i}")), c) for i, c in enumerate(resolved)]
-    outputs += [(name, _column(model, expr)) for name, expr in labeled.items()]
+    outputs += [(name, column_of(model, expr)) for name, expr in labeled.items()]
     if not outputs and not pluck:
         outputs = [(c.name, c) for c in model.__table__.c]
     groups = list(ext.group_by) if ext is not None else []
