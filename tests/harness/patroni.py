@@ -35,6 +35,28 @@ class HarnessError(RuntimeError):
     """A server of the stack did not start, stop or reach the expected state in time."""
 
 
+class Harness:
+    """``with Server(...) as server:`` starts it, and stops it and removes its files on the way
+    out (also when starting failed half-way)."""
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
 def available() -> str | None:
     """None when etcd and Patroni can run here, else why not."""
     for binary in ("etcd", "etcdctl", "patroni", "patronictl"):
@@ -190,7 +212,7 @@ class Member:
             return None
 
 
-class PatroniCluster:
+class PatroniCluster(Harness):
     """``with PatroniCluster() as cluster:`` three members n1..n3 over one etcd, n1 the first leader."""
 
     def __init__(self, members: int = 3, ttl: int = 6, loop_wait: int = 1, retry_timeout: int = 2) -> None:
@@ -205,17 +227,6 @@ class PatroniCluster:
         self.etcd = Etcd(self.root)
         self.members = [Member(f"n{i + 1}", self.root) for i in range(members)]
         self._dcs = {"ttl": ttl, "loop_wait": loop_wait, "retry_timeout": retry_timeout}
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
 
     # Life cycle --------------------------------------------------------------------------------
 

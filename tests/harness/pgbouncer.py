@@ -14,10 +14,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from .patroni import HarnessError, free_port
+from .patroni import Harness, HarnessError, free_port
 from .pg_cluster import OS_USER
 
 BINARY = "/usr/sbin/pgbouncer"
@@ -28,7 +26,7 @@ def available() -> str | None:
     return None if Path(BINARY).is_file() else "pgbouncer is not installed (Debian package pgbouncer)"
 
 
-class PgBouncer:
+class PgBouncer(Harness):
     """``with PgBouncer(5432) as bouncer:`` listens on ``bouncer.port``, pooling per transaction."""
 
     def __init__(
@@ -44,17 +42,6 @@ class PgBouncer:
         self.login_retry = login_retry
         self.root = Path(tempfile.mkdtemp(prefix="ar-pgbouncer-"))
         self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
 
     def start(self) -> None:
         host, port = self.server

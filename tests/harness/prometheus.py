@@ -14,10 +14,9 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from .patroni import HarnessError, free_port
+from .patroni import Harness, HarnessError, free_port
 
 BINARY = "prometheus"
 
@@ -27,7 +26,7 @@ def available() -> str | None:
     return None if shutil.which(BINARY) else "prometheus is not installed (Debian package prometheus)"
 
 
-class Prometheus:
+class Prometheus(Harness):
     """``with Prometheus(target_port) as prom:`` scrapes ``127.0.0.1:target_port`` every second."""
 
     def __init__(self, target_port: int) -> None:
@@ -38,17 +37,6 @@ class Prometheus:
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="ar-prometheus-"))
         self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
 
     def start(self) -> None:
         (self.root / "prometheus.yml").write_text(
