@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from activerecord import ActiveRecord, ConnectionManager
+from activerecord.engine.cancel import KILL_TIMEOUT
 from tests.dual import IO
 from tests.models import Author
 
@@ -124,8 +125,10 @@ async def test_many_cancelled_transactions_leave_no_session_behind(db: IO) -> No
         # Cancelled at any point: before the statement is sent, while it runs, or while it starts.
         await asyncio.sleep(rng.uniform(0, 0.05))
         task.cancel()
+        # The task ends once the side connection has killed its statement, which it waits for
+        # up to KILL_TIMEOUT seconds: well before the statement's own 5 s.
         with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(task, 2)
+            await asyncio.wait_for(task, KILL_TIMEOUT + 1.5)
     assert time.monotonic() - started < 25  # each round ends at once, not after its 5 s sleep
     assert await _until_gone(tag, within=1.0) < 1.0
     for author in authors:
