@@ -186,6 +186,27 @@ async def test_insert_many_validates_every_row_before_writing(db: IO) -> None:
     assert await db(Author).insert_many([]) == []
 
 
+async def test_insert_many_records_are_what_create_returns(db: IO) -> None:
+    """The records of insert_many hold what create's would: defaults, timestamps, the key, no
+    pending changes; they update, reload and compare like any saved record."""
+    made = await db(Author).create(name="single", age=3)
+    many = await db(Author).insert_many([{"name": "bulk", "age": 3}, {"name": "other"}])
+    first = many[0]
+    for name in ("active", "role", "age", "email"):
+        assert getattr(first, name) == getattr(made, name)
+    assert first.created_at is not None and first.created_at.tzinfo is not None
+    assert first.updated_at == first.created_at
+    assert first.is_persisted and first.changed_fields() == {}
+    assert many[1].age is None and many[1].id != first.id
+    first.name = "renamed"
+    assert first.changed_fields() == {"name": "renamed"}
+    await db(first).save()
+    assert first.changed_fields() == {}
+    stored = await db(Author.find_by_id(first.id)).one()
+    assert stored.name == "renamed" and stored.created_at == first.created_at
+    assert stored.to_dict() == first.to_dict()
+
+
 async def test_insert_many_accepts_records(db: IO) -> None:
     records = [Author(name="a"), Author(name="b")]
     out = await db(Author).insert_many(records)

@@ -98,27 +98,47 @@ def _insert_statement(table: Table, fetch: tuple[str, ...]) -> Insert:
     return stmt
 
 
+class SameKeys(list[dict[str, Any]]):
+    """Insert values known to name the same columns in every row (as built by the model's
+    bulk path), so that `insert_many` sends them as they are, without grouping them."""
+
+    __slots__ = ()
+
+
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str | None) -> list[Any] | None:
     """Insert ``rows`` with one executemany per set of columns (rows that leave a column to the
     server differ from rows that give it); the new primary keys in row order where the backend
     can return them, or None (also when ``pk`` is None: no keys wanted, no RETURNING sent)."""
+    returning = pk is not None and conn.dialect.insert_executemany_returning_sort_by_parameter_order
+    if rows.__class__ is SameKeys:
+        return _insert_batch(conn, table, rows, pk if returning else None)
+    # SQLAlchemy compiles an executemany for the first row's keys and ignores the others'.
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(tuple(row), []).append(i)
-    returning = pk is not None and conn.dialect.insert_executemany_returning_sort_by_parameter_order
+    if len(groups) == 1:
+        return _insert_batch(conn, table, rows, pk if returning else None)
     keys: list[Any] = [None] * len(rows)
     for positions in groups.values():
-        batch = [rows[i] for i in positions]
-        if pk is None or not returning:
-            execute_many(conn, _insert_statement(table, ()), batch)
-        elif (found := backend_for(conn.dialect).new_keys(conn, table, pk, batch)) is not None:
+        found = _insert_batch(conn, table, [rows[i] for i in positions], pk if returning else None)
+        if found is not None:
             for i, key in zip(positions, found, strict=True):
                 keys[i] = key
-        else:
-            stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
-            for i, key in zip(positions, conn.execute(stmt, batch).scalars(), strict=True):
-                keys[i] = key
     return keys if returning else None
+
+
+def _insert_batch(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], pk: str | None
+) -> list[Any] | None:
+    """Rows of the same columns; their new keys in row order when ``pk`` is given."""
+    if pk is None:
+        execute_many(conn, _insert_statement(table, ()), rows)
+        return None
+    found = backend_for(conn.dialect).new_keys(conn, table, pk, rows)
+    if found is None:
+        stmt = table.insert().returning(table.c[pk], sort_by_parameter_order=True)
+        found = list(conn.execute(stmt, rows).scalars())
+    return found
 
 
 def execute_many(conn: Connection, stmt: Executable, rows: Sequence[Mapping[str, Any]]) -> None:

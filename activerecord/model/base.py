@@ -653,34 +653,36 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         and written with one executemany per shard, each shard in its own transaction (see
         `ShardWriteError`); ``using=`` a shard requires every row to resolve to it.
         """
-        records, values = cls._ar_bulk(rows)
+        records, values = _bulk.new_records(cls, rows, using)
         if not values:
             return []
         batches = _shard_write.split(cls, using, values)
         if batches is not None:
+            assert records is not None  # (sharded models get their records first)
             _shard_write.insert(cls.__table__, cls._ar_pk, batches, _bulk_marker(cls, records))
             return records
         pks = _execute.run(
             using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk
         )
-        return cls._ar_bulk_done(records, pks)
+        return _bulk.saved(cls, records, values, pks)
 
     @classmethod
     async def ainsert_many(
         cls: type[Self], rows: Iterable[Mapping[str, Any] | Self], *, using: str | None = None
     ) -> list[Self]:
         """`insert_many` (async; on a sharded model the shards are written concurrently)."""
-        records, values = cls._ar_bulk(rows)
+        records, values = _bulk.new_records(cls, rows, using)
         if not values:
             return []
         batches = _shard_write.split(cls, using, values)
         if batches is not None:
+            assert records is not None  # (sharded models get their records first)
             await _shard_write.ainsert(cls.__table__, cls._ar_pk, batches, _bulk_marker(cls, records))
             return records
         pks = await _execute.arun(
             using or cls.__connection__, True, _operations.insert_many, cls.__table__, values, cls._ar_pk
         )
-        return cls._ar_bulk_done(records, pks)
+        return _bulk.saved(cls, records, values, pks)
 
     @classmethod
     def bulk_insert(cls, rows: Iterable[Mapping[str, Any]], *, using: str | None = None) -> int:

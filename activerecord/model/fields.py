@@ -655,32 +655,35 @@ def field_errors(checks: Sequence[FastCheck], values: Mapping[str, Any]) -> dict
     return errors
 
 
-def check_source(checks: Sequence[FastCheck], scope: dict[str, Any], fail: str) -> list[str]:
-    """Lines of Python that test each field of the dict ``d`` inline and run ``fail`` at the first
-    value `field_errors` would not pass by its shortcuts alone; the objects they name go into
-    ``scope``. Used by generated validation code (`compile_all_valid`, `_bulk`)."""
-    lines = []
+def check_terms(checks: Sequence[FastCheck], scope: dict[str, Any]) -> list[str]:
+    """Python expressions, one per field, each true when `field_errors` would pass the value of
+    that field in the dict ``d`` by its shortcuts alone; the objects they name go into ``scope``.
+    Used by generated validation code (`compile_all_valid`, `_bulk`), joined with ``and``: one
+    expression per row, with no statement or flag per field."""
+    terms = []
     for k, (name, plain, max_length, aware, none_ok, field, test) in enumerate(checks):
-        lines.append(f"    v = d[{name!r}]")
-        guard = "v is not None and " if none_ok else ""
+        # The value is bound to ``v`` by its first use; a None is fine only where the field takes
+        # it (elsewhere it fails the type test, or `check`, which reports it).
+        value = "v" if none_ok else f"(v := d[{name!r}])"
         if not plain:
             scope[f"f{k}"] = field
-            lines.append(f"    if {guard}f{k}.check(v): {fail}")
-            continue
-        if len(plain) == 1:
-            scope[f"t{k}"] = next(iter(plain))
-            fine = [f"v.__class__ is t{k}"]
+            fine = f"not f{k}.check({value})"
         else:
-            scope[f"p{k}"] = plain
-            fine = [f"v.__class__ in p{k}"]
-        if max_length is not None:
-            fine.append(f"len(v) <= {max_length:d}")
-        if aware:
-            fine.append("v.tzinfo is not None")
-        if test is not None:
-            fine.append(f"({test})")
-        lines.append(f"    if {guard}not ({' and '.join(fine)}): {fail}")
-    return lines
+            if len(plain) == 1:
+                scope[f"t{k}"] = next(iter(plain))
+                parts = [f"{value}.__class__ is t{k}"]
+            else:
+                scope[f"p{k}"] = plain
+                parts = [f"{value}.__class__ in p{k}"]
+            if max_length is not None:
+                parts.append(f"len(v) <= {max_length:d}")
+            if aware:
+                parts.append("v.tzinfo is not None")
+            if test is not None:
+                parts.append(f"({test})")
+            fine = " and ".join(parts)
+        terms.append(f"((v := d[{name!r}]) is None or {fine})" if none_ok else f"({fine})")
+    return terms
 
 
 def compile_all_valid(checks: Sequence[FastCheck], label: str) -> Callable[[Mapping[str, Any]], bool]:
@@ -692,7 +695,7 @@ def compile_all_valid(checks: Sequence[FastCheck], label: str) -> Callable[[Mapp
     ``str`` or a value for a field with choices is valid, but not plainly so).
     """
     scope: dict[str, Any] = {}
-    lines = ["def all_valid(d):", *check_source(checks, scope, "return False"), "    return True"]
+    lines = ["def all_valid(d):", f"    return {' and '.join(check_terms(checks, scope)) or 'True'}"]
     exec(compile("\n".join(lines) + "\n", f"<activerecord checks of {label}>", "exec"), scope)
     all_valid: Callable[[Mapping[str, Any]], bool] = scope["all_valid"]
     return all_valid
