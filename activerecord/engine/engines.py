@@ -116,7 +116,7 @@ class NodeEngines:
                     self._keep_memory_db()
                     url, options = engine_args(self.node, self.node.sync_url)
                     engine = create_engine(url, **options)
-                    self._instrument(engine)
+                    self._instrument(engine, is_async=False)
                     self._sync = engine
                     if self.on_create is not None:
                         self.on_create(self)
@@ -167,11 +167,11 @@ class NodeEngines:
         # (Before `faults`: the cancellation handler records a connect's arguments before the
         # connect itself is made.)
         _cancel.install(engine.sync_engine, backend_for(self.node.backend).kill_statement)
-        self._instrument(engine.sync_engine)
+        self._instrument(engine.sync_engine, is_async=True)
         return engine
 
-    def _instrument(self, engine: Engine) -> None:
-        _faults.install(engine, backend_for(self.node.backend).classify_error)
+    def _instrument(self, engine: Engine, *, is_async: bool) -> None:
+        _faults.install(engine, backend_for(self.node.backend).classify_error, wraps_connect_errors=is_async)
         _timeouts.install(engine)
         _checkout.install(engine, self.node.checkout_warning, self.node.safe_url)
         if _created:

@@ -2,8 +2,9 @@
 cause chained, and a retry class attached (`activerecord.errors.retry_class`).
 
 Two engine events do it, both public SQLAlchemy API: ``do_connect`` turns a bare `OSError` or
-`TimeoutError` from an async driver's connect (asyncpg raises them unwrapped) into the driver
-module's `OperationalError`, so SQLAlchemy wraps it as it wraps every other driver error; and
+`TimeoutError` from an async driver's connect (asyncpg raises them unwrapped; the sync drivers
+wrap their own) into the driver module's `OperationalError`, so SQLAlchemy wraps it as it wraps
+every other driver error; and
 ``handle_error`` upgrades a generic `DBAPIError` to the class its code calls for and records how
 a caller may react.
 """
@@ -23,8 +24,13 @@ from ..errors import RETRY_ATTRIBUTE
 _GENERIC = (sa_exc.DBAPIError, sa_exc.DatabaseError)
 
 
-def install(engine: Engine, classify: Classifier) -> None:
-    """Classify every error of ``engine`` (an `Engine`, or an `AsyncEngine`'s ``sync_engine``)."""
+def install(engine: Engine, classify: Classifier, *, wraps_connect_errors: bool = False) -> None:
+    """Classify every error of ``engine`` (an `Engine`, or an `AsyncEngine`'s ``sync_engine``).
+
+    ``wraps_connect_errors``: its driver raises `OSError` and `TimeoutError` from a connect
+    unwrapped (async drivers), so a ``do_connect`` listener wraps them. Only then: any dialect
+    event makes SQLAlchemy look for ``do_execute`` listeners around every statement.
+    """
 
     def on_error(context: ExceptionContext) -> BaseException | None:
         wrapped = context.sqlalchemy_exception
@@ -50,7 +56,8 @@ def install(engine: Engine, classify: Classifier) -> None:
         return None
 
     event.listen(engine, "handle_error", on_error)
-    event.listen(engine, "do_connect", _connect)
+    if wraps_connect_errors:
+        event.listen(engine, "do_connect", _connect)
 
 
 def _connect(dialect: Dialect, conn_rec: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
