@@ -134,6 +134,14 @@ class Backend(Protocol):
         """The column type of a JSON field, or None for SQLAlchemy's ``JSON``."""
         return None
 
+    def big_integer_type(self) -> TypeEngine[Any] | None:
+        """The column type of a 64-bit integer field, or None for SQLAlchemy's ``BigInteger``."""
+        return None
+
+    def double_type(self) -> TypeEngine[Any] | None:
+        """The column type of a double-precision float field, or None for ``Float(precision=53)``."""
+        return None
+
     def datetime_bind_processor(
         self, dialect: Dialect, inner: Callable[[Any], Any] | None
     ) -> Callable[[Any], Any] | None:

@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Integer, Table
+from sqlalchemy import Connection, Float, Integer, Table
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects import sqlite as sa_sqlite
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Dialect, processors
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.types import TypeEngine
 
 from ..errors import QueryError
 from .base import Backend, aware_utc_reader, begins_write
@@ -150,6 +151,14 @@ class SQLite(Backend):
             return general(value)
 
         return process_iso
+
+    def big_integer_type(self) -> TypeEngine[Any] | None:
+        # SQLite's integers are all 64-bit, and only a column declared exactly INTEGER PRIMARY KEY
+        # is the rowid (numbered by SQLite): BIGINT would leave a big key unnumbered.
+        return Integer()
+
+    def double_type(self) -> TypeEngine[Any] | None:
+        return Float()  # SQLite's REAL is a double; it has no FLOAT(53)
 
     def upsert(self, table: Table, conflict: Sequence[str], update: Sequence[str], pk: str) -> Any:
         stmt = sa_sqlite.insert(table)

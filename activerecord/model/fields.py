@@ -25,7 +25,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    Float,
     Integer,
     Numeric,
     SmallInteger,
@@ -36,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from ..query.values import FIELD_INFO
-from .types import UTCDateTime, json_type
+from .types import UTCDateTime, big_integer_type, double_type, json_type
 
 
 class _Missing:
@@ -482,7 +481,7 @@ def PrimaryKeyField(*, big: bool = False, **options: Any) -> Field[int]:  # noqa
     >>> class User(ActiveRecord):
     ...     id: Field[int] = PrimaryKeyField()
     """
-    sa_type: TypeEngine[Any] = BigInteger().with_variant(Integer(), "sqlite") if big else Integer()
+    sa_type: TypeEngine[Any] = big_integer_type() if big else Integer()
     options.setdefault("autoincrement", True)
     return _IntegerField(sa_type, primary_key=True, **options)
 
@@ -507,7 +506,7 @@ def BigIntegerField(*, nullable: Literal[False] = False, **options: Any) -> Fiel
 def BigIntegerField(*, nullable: bool, **options: Any) -> Field[int | None]: ...
 def BigIntegerField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A 64-bit integer (ids from `generate_id`, counters)."""
-    return _IntegerField(BigInteger().with_variant(Integer(), "sqlite"), nullable=nullable, **options)
+    return _IntegerField(big_integer_type(), nullable=nullable, **options)
 
 
 @overload
@@ -516,7 +515,7 @@ def FloatField(*, nullable: Literal[False] = False, **options: Any) -> Field[flo
 def FloatField(*, nullable: bool, **options: Any) -> Field[float | None]: ...
 def FloatField(*, nullable: bool = False, **options: Any) -> Field[Any]:  # noqa: N802
     """A double-precision float."""
-    return _FloatField(Float(precision=53).with_variant(Float(), "sqlite"), nullable=nullable, **options)
+    return _FloatField(double_type(), nullable=nullable, **options)
 
 
 @overload

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal, overload
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer
+from sqlalchemy import Column, ForeignKey, Integer
 from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError
 from .fields import Field, _DateTimeField, _IntegerField
-from .types import UTCDateTime
+from .types import UTCDateTime, big_integer_type
 
 ON_DELETE_RULES = ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT")
 
@@ -101,7 +101,7 @@ def ForeignKeyField(  # noqa: N802
         raise ConfigurationError(f"ForeignKeyField() takes a model class or a table name, not {target!r}")
     sa_type: TypeEngine[Any]
     if isinstance(target, str):
-        sa_type = BigInteger().with_variant(Integer(), "sqlite") if big else Integer()
+        sa_type = big_integer_type() if big else Integer()
     else:
         sa_type = target.__table__.c[target._ar_pk].type
     on_delete = _rule("on_delete", on_delete)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, BigInteger, DateTime, Float
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from ..dialects import BACKENDS, backend_for
+from ..dialects import BACKENDS, Backend, backend_for
 from ..dialects.utc import naive_to_utc
 
 
@@ -60,9 +60,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 def json_type() -> TypeEngine[Any]:
     """JSON everywhere, or the backend's own JSON type where it has a better one (PostgreSQL's
     JSONB, which indexes and compares)."""
-    result: TypeEngine[Any] = JSON(none_as_null=True)
+    return _with_variants(JSON(none_as_null=True), lambda backend: backend.json_type())
+
+
+def big_integer_type() -> TypeEngine[Any]:
+    """BIGINT, or the backend's own 64-bit integer where BIGINT does not serve (SQLite's INTEGER)."""
+    return _with_variants(BigInteger(), lambda backend: backend.big_integer_type())
+
+
+def double_type() -> TypeEngine[Any]:
+    """A double-precision float, in each backend's own spelling."""
+    return _with_variants(Float(precision=53), lambda backend: backend.double_type())
+
+
+def _with_variants(base: TypeEngine[Any], variant_of: Callable[[Backend], TypeEngine[Any] | None]) -> TypeEngine[Any]:
+    result = base
     for backend in BACKENDS.values():
-        variant = backend.json_type()
+        variant = variant_of(backend)
         if variant is not None:
             result = result.with_variant(variant, backend.name)
     return result
