@@ -75,3 +75,15 @@ def bench(session: nox.Session) -> None:
         "matplotlib>=3.8",
     )
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def bench_patterns(session: nox.Session) -> None:
+    """Throughput of the messaging patterns on PostgreSQL: event-store appends per second and
+    outbox messages relayed per second to RabbitMQ, NATS JetStream and Redis Streams, sync and
+    async. Writes docs/benchmarks-patterns.json and the "Patterns throughput" section of
+    docs/benchmarks.md; ``nox -s bench_patterns -- --quick`` is the smoke run (about 20 s). Kept
+    out of ``nox -s bench``: that suite's quick run alone is near the minute and needs no brokers.
+    """
+    session.install("-e", ".[all,rabbitmq,nats,redis]")
+    session.run("python", "-m", "bench.patterns", *session.posargs)

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import chart, machine, report, schema
+from bench import chart, machine, patterns_report, report, schema
 from bench.contenders import BASELINE, BY_NAME, CONTENDERS
 from bench.procs import ChildFailed, ContenderProcess
 from bench.results import RunResult
@@ -266,7 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     png = output.with_suffix(".png")
-    markdown = report.render(results, meta, png.name)
+    # The patterns' figures are measured by `python -m bench.patterns`; their section is kept.
+    markdown = patterns_report.with_section(report.render(results, meta, png.name), output)
     output.write_text(markdown, encoding="utf-8")
     chart.plot(results, png)
     output.with_suffix(".json").write_text(

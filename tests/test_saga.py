@@ -73,6 +73,38 @@ async def test_a_step_that_outlives_its_timeout_fails_the_saga(db: IO) -> None:
     assert await _effects(db, "slow") == [("do", "reserve"), ("undo", "reserve")]
 
 
+async def test_a_coroutine_step_is_cancelled_at_its_timeout_and_fails_a_sync_run(db: IO) -> None:
+    seen: list[str] = []
+
+    async def hangs(ctx: Any) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    saga = Saga("hangs", [Step("call", hangs, timeout=0.1)])
+    result = await db(_orchestrator(saga)).start("hangs", saga_id="hangs-1")
+    if not db.is_async:  # the coroutine is closed unstarted, and the step fails
+        assert (result.state, seen) == (COMPENSATED, [])
+        assert result.error is not None and result.error.startswith("ConfigurationError: step 'call' is async")
+        return
+    assert (result.state, seen) == (COMPENSATED, ["cancelled"])
+    assert result.error == "StepTimeout: step 'call' took longer than 0.1s"
+    # The run's connection and the bridge are usable afterwards.
+    assert (await db(_orchestrator(saga)).get("hangs-1")) == result
+
+
+async def test_a_plain_function_step_is_judged_when_it_returns_in_both_modes(db: IO) -> None:
+    def slow(ctx: Any) -> None:
+        time.sleep(0.2)
+
+    saga = Saga("slow-plain", [Step("call", slow, timeout=0.05)])
+    result = await db(_orchestrator(saga)).start("slow-plain", saga_id="slow-plain-1")
+    assert result.state == COMPENSATED
+    assert result.error == "StepTimeout: step 'call' took longer than 0.05s"
+
+
 async def test_a_step_is_retried_before_the_saga_compensates(db: IO) -> None:
     attempts: list[str] = []
 

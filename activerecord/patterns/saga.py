@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Row, Table, insert, select, update
 from ..connections import execute as _execute
 from ..connections import transaction as _transaction
 from ..dialects.utc import utcnow
+from ..engine.greenlets import bridged, run_in_greenlet, wait
 from ..errors import ActiveRecordError, ConfigurationError, TransactionError, ValidationError
 from ..model.base import ActiveRecord
 from ._store_tables import saga_model
@@ -84,7 +85,7 @@ class StepContext:
 @dataclass(frozen=True)
 class Step:
     """One step: ``action`` and its ``compensation`` (None: nothing to undo); ``timeout`` in
-    seconds (async actions are cancelled then; sync ones are judged when they return);
+    seconds (coroutine actions are cancelled then; plain functions are judged when they return);
     ``retries`` more attempts of a failing action before the saga compensates."""
 
     name: str
@@ -329,29 +330,27 @@ class SagaOrchestrator:
         return {"state": run.state, "attempts": run.attempts, "error": run.error, "leased_until": until}
 
     @staticmethod
-    def _sync_call(action: Action, ctx: StepContext, timeout: float | None) -> Any:
+    def _call(action: Action, ctx: StepContext, timeout: float | None) -> Any:
+        """Call a step's action. In an async run (inside the greenlet bridge) a coroutine action is
+        awaited on the caller's event loop and cancelled at ``timeout``; a plain function, which
+        cannot be interrupted, is judged when it returns, as in a sync run."""
         started = time.monotonic()
         returned = action(ctx)
         if inspect.isawaitable(returned):
-            close = getattr(returned, "close", None)
-            if close is not None:
-                close()
-            raise ConfigurationError(f"step {ctx.step!r} is async: run the saga with astart()/arecover()")
+            if not bridged():
+                close = getattr(returned, "close", None)
+                if close is not None:
+                    close()
+                raise ConfigurationError(f"step {ctx.step!r} is async: run the saga with astart()/arecover()")
+            try:
+                return wait(asyncio.wait_for(returned, timeout))
+            except TimeoutError:
+                raise StepTimeout(f"step {ctx.step!r} took longer than {timeout:g}s") from None
         if timeout is not None and time.monotonic() - started > timeout:
             raise StepTimeout(f"step {ctx.step!r} took longer than {timeout:g}s")
         return returned
 
-    @staticmethod
-    async def _async_call(action: Action, ctx: StepContext, timeout: float | None) -> Any:
-        returned = action(ctx)
-        if inspect.isawaitable(returned):
-            try:
-                returned = await asyncio.wait_for(returned, timeout)
-            except TimeoutError:
-                raise StepTimeout(f"step {ctx.step!r} took longer than {timeout:g}s") from None
-        return returned
-
-    # -- sync ------------------------------------------------------------------------------
+    # -- the orchestration, once: async callers run it through the greenlet bridge ---------
 
     def _step(self, run: _Run, index: int, compensating: bool) -> None:
         """Run one action (or compensation) and record it, in one transaction."""
@@ -364,7 +363,7 @@ class SagaOrchestrator:
                 name, True, _hold, table, run.id, run.owner, run.state, run.step, self._until(step.timeout)
             ):
                 raise LeaseLost(f"saga {run.id}: taken over by another process")
-            data = _merge(ctx, self._sync_call(action, ctx, step.timeout)) if action is not None else run.data
+            data = _merge(ctx, self._call(action, ctx, step.timeout)) if action is not None else run.data
             after = index if compensating else index + 1
             done = (COMPENSATED if after == 0 else run.state) if compensating else run.state
             if not compensating and after == len(run.saga.steps):
@@ -443,90 +442,19 @@ class SagaOrchestrator:
         """The saga ``saga_id`` as persisted, or None."""
         return self._loaded(_execute.run(self.connection, False, _load, self.table, saga_id))
 
-    # -- async -----------------------------------------------------------------------------
-
-    async def _astep(self, run: _Run, index: int, compensating: bool) -> None:
-        step = run.saga.steps[index]
-        action = step.compensation if compensating else step.action
-        ctx = run.context(index, compensating)
-        name, table = self.connection, self.table
-        async with _transaction.atransaction(name):
-            until = self._until(step.timeout)
-            if not await _execute.arun(name, True, _hold, table, run.id, run.owner, run.state, run.step, until):
-                raise LeaseLost(f"saga {run.id}: taken over by another process")
-            data = _merge(ctx, await self._async_call(action, ctx, step.timeout)) if action is not None else run.data
-            after = index if compensating else index + 1
-            done = (COMPENSATED if after == 0 else run.state) if compensating else run.state
-            if not compensating and after == len(run.saga.steps):
-                done = COMPLETED
-            await _execute.arun(
-                name, True, _set, table, run.id, run.owner, {"step": after, "data": data, "state": done}
-            )
-        run.step, run.data, run.state = after, data, done
-
-    async def _aforward(self, run: _Run) -> None:
-        while run.state == RUNNING:
-            step = run.saga.steps[run.step]
-            for attempt in range(step.retries + 1):
-                try:
-                    await self._astep(run, run.step, False)
-                    break
-                except LeaseLost:
-                    raise
-                except Exception as exc:
-                    if attempt == step.retries:
-                        run.state, run.error = COMPENSATING, _describe(exc)
-                        values = {"state": COMPENSATING, "error": run.error}
-                        await _execute.arun(self.connection, True, _set, self.table, run.id, run.owner, values)
-
-    async def _abackward(self, run: _Run) -> None:
-        if run.state == COMPENSATING and run.step == 0:
-            await _execute.arun(self.connection, True, _set, self.table, run.id, run.owner, {"state": COMPENSATED})
-            run.state = COMPENSATED
-        while run.state == COMPENSATING:
-            try:
-                await self._astep(run, run.step - 1, True)
-            except LeaseLost:
-                raise
-            except Exception as exc:
-                values = self._after_failure(run, exc)
-                await _execute.arun(self.connection, True, _set, self.table, run.id, run.owner, values)
-                return
-
-    async def _adrive(self, run: _Run) -> SagaResult:
-        await self._aforward(run)
-        await self._abackward(run)
-        return run.result()
-
     async def astart(
         self, saga: Saga | str, data: Mapping[str, Any] | None = None, *, saga_id: str | None = None
     ) -> SagaResult:
-        """`start` (async)."""
-        run, row = self._new(saga, data, saga_id)
-        await _execute.arun(self.connection, True, _insert, self.table, row)
-        return await self._adrive(run)
+        """`start` (async): the same orchestration, run through the greenlet bridge."""
+        return await run_in_greenlet(self.start, saga, data, saga_id=saga_id)
 
     async def arecover(self, *, limit: int = 100) -> list[SagaResult]:
         """`recover` (async)."""
-        results = []
-        for name in self.sagas:
-            for saga_id in await _execute.arun(self.connection, True, _stalled, self.table, name, utcnow(), limit):
-                owner = uuid.uuid4().hex
-                row = await _execute.arun(
-                    self.connection, True, _claim, self.table, saga_id, owner, utcnow(), self._until()
-                )
-                if row is None:
-                    continue
-                run = self._resumed(row, owner)
-                if run.state != row.state:
-                    values = {"state": run.state, "error": run.error}
-                    await _execute.arun(self.connection, True, _set, self.table, run.id, owner, values)
-                results.append(await self._adrive(run))
-        return results
+        return await run_in_greenlet(self.recover, limit=limit)
 
     async def aget(self, saga_id: str) -> SagaResult | None:
         """`get` (async)."""
-        return self._loaded(await _execute.arun(self.connection, False, _load, self.table, saga_id))
+        return await run_in_greenlet(self.get, saga_id)
 
     @staticmethod
     def _loaded(row: Row[Any] | None) -> SagaResult | None:
