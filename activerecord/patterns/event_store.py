@@ -38,6 +38,7 @@ from ..connections import execute as _execute
 from ..connections import transaction as _transaction
 from ..dialects import backend_for
 from ..dialects.utc import utcnow
+from ..engine.greenlets import run_in_greenlet
 from ..errors import ConcurrencyError, ConfigurationError, ValidationError
 from . import _store_tables
 from ._store_tables import ALL, StoreModels
@@ -289,14 +290,7 @@ class EventStore:
         self, stream_id: str, events: Sequence[NewEvent], *, expected_version: int | None = None
     ) -> AppendResult:
         """`append` (async)."""
-        plan = self._plan(stream_id, events, expected_version)
-        if self.outbox is None:
-            return await _execute.arun(self.connection, True, _append, self.models, plan)
-        async with _transaction.atransaction(self.connection):
-            result = await _execute.arun(self.connection, True, _append, self.models, plan)
-            for topic, payload in self._publish_args(plan, result):
-                await self.outbox.apublish(topic, payload, key=stream_id)
-        return result
+        return await run_in_greenlet(self.append, stream_id, events, expected_version=expected_version)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -15,13 +15,14 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, and_, or_, select, update
 
 from ..connections import execute as _execute
+from ..engine.greenlets import bridged, run_in_greenlet, wait
 from ..errors import ConfigurationError
 from . import _tables
 from ._loop import LoopThread
@@ -279,7 +280,9 @@ class Relay:
         if not rows:
             return 0, 0
         batch = _Batch()
-        if isinstance(self.publisher, Publisher):
+        if bridged():  # an async caller: its own loop awaits the publishes
+            wait(self._publish_concurrently(rows, batch))
+        elif isinstance(self.publisher, Publisher):
             self._publish_in_order(rows, batch)
         else:
             if self._loop is None:
@@ -291,53 +294,39 @@ class Relay:
         self._count(batch, dead)
         return len(rows), len(batch.sent)
 
-    async def _around(self) -> tuple[int, int]:
-        token, now, until = self._begin()
-        name, table = self.outbox.connection, self.outbox.table
-        rows = await _execute.arun(name, True, _lease, table, now, token, until, self.batch_size)
-        if not rows:
-            return 0, 0
-        batch = _Batch()
-        await self._publish_concurrently(rows, batch)
-        dead = await _execute.arun(
-            name, True, _settle, table, token, batch.sent, batch.failed, batch.skipped, _utcnow(), self._policy
-        )
-        self._count(batch, dead)
-        return len(rows), len(batch.sent)
-
     def run_once(self) -> int:
         """Lease one batch, publish it, mark it; return how many messages were published."""
         return self._round()[1]
 
     async def arun_once(self) -> int:
         """`run_once` (async)."""
-        return (await self._around())[1]
+        return await run_in_greenlet(self.run_once)
 
     # -- loops -----------------------------------------------------------------------------
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run rounds until ``stop`` is set: back to back while batches come full, else every
         ``poll_interval`` seconds. A failing round (database down) is logged and retried."""
-        while not stop.is_set():
+        self._forever(stop.is_set, lambda: stop.wait(self.poll_interval))
+
+    async def arun_forever(self, stop: asyncio.Event) -> None:
+        """`run_forever` (async)."""
+
+        async def pause() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.poll_interval)
+
+        await run_in_greenlet(self._forever, stop.is_set, lambda: wait(pause()))
+
+    def _forever(self, stopped: Callable[[], bool], pause: Callable[[], object]) -> None:
+        while not stopped():
             try:
                 leased, _ = self._round()
             except Exception:
                 log.exception("outbox relay round failed; retrying in %.1fs", self.poll_interval)
                 leased = 0
             if leased < self.batch_size:
-                stop.wait(self.poll_interval)
-
-    async def arun_forever(self, stop: asyncio.Event) -> None:
-        """`run_forever` (async)."""
-        while not stop.is_set():
-            try:
-                leased, _ = await self._around()
-            except Exception:
-                log.exception("outbox relay round failed; retrying in %.1fs", self.poll_interval)
-                leased = 0
-            if leased < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+                pause()
 
     # -- observing and closing -------------------------------------------------------------
 
