@@ -818,11 +818,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
         On a shard group the tables are created on every shard's primary (never a replica), one
         shard after the other; a failure stops there, and running it again finishes the rest.
         """
-        name = using or cls.__connection__
-        if ConnectionManager.is_shard_group(name):
-            _shard_write.on_each_shard(name, _create_tables, cls._ar_tables(models, name))
-            return
-        _execute.run(name, True, _create_tables, cls._ar_tables(models, name))
+        cls._ar_tables_ddl(using, models, _create_tables)
 
     @classmethod
     async def acreate_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
@@ -833,16 +829,26 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
     @classmethod
     def drop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
         """Drop the tables that `create_all` would create (on every shard's primary for a shard group)."""
-        name = using or cls.__connection__
-        if ConnectionManager.is_shard_group(name):
-            _shard_write.on_each_shard(name, _drop_tables, cls._ar_tables(models, name))
-            return
-        _execute.run(name, True, _drop_tables, cls._ar_tables(models, name))
+        cls._ar_tables_ddl(using, models, _drop_tables)
 
     @classmethod
     async def adrop_all(cls, using: str | None = None, *, models: Iterable[type[ActiveRecord]] | None = None) -> None:
         """`drop_all` (async): the same code, through the greenlet bridge."""
         await run_in_greenlet(cls.drop_all, using, models=models)
+
+    @classmethod
+    def _ar_tables_ddl(
+        cls,
+        using: str | None,
+        models: Iterable[type[ActiveRecord]] | None,
+        ddl: Callable[[Connection, list[Table]], None],
+    ) -> None:
+        name = using or cls.__connection__
+        tables = cls._ar_tables(models, name)
+        if ConnectionManager.is_shard_group(name):
+            _shard_write.on_each_shard(name, ddl, tables)
+        else:
+            _execute.run(name, True, ddl, tables)
 
 
 def _ignore_keys(positions: list[int], pks: list[Any] | None) -> None:
