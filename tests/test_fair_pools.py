@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from activerecord import ConnectionManager
 from activerecord.engine.greenlets import run_in_greenlet
-from activerecord.engine.pools import FairAsyncQueuePool, FairQueuePool
+from activerecord.engine.pools import FairAsyncQueuePool, FairQueuePool, fair_pools_usable
 
 from .backends import BackendDatabases
 from .dual import IO
@@ -206,3 +206,7 @@ async def test_lifo_overflow_and_dispose_work_as_before(db: IO, configure: Calla
         await run_in_greenlet(scenario, ConnectionManager.async_engine(NAME).sync_engine)
     else:
         await asyncio.to_thread(scenario, ConnectionManager.engine(NAME))
+
+
+def test_the_pools_self_check_passes_on_this_sqlalchemy() -> None:
+    assert fair_pools_usable()

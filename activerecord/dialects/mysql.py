@@ -10,7 +10,9 @@ aware datetime is written as its UTC text by one ``%`` format. They come with di
 own, registered with SQLAlchemy as ``mysql+activerecord_pymysql`` and ``mysql+activerecord_asyncmy``
 (`UTCConverting`), on which `model.types.UTCDateTime` then adds no processing of its own and
 FLOAT and DOUBLE columns are read as the drivers decode them (`_DriverFloat`). Bulk writes go out
-1,000 rows at a time (`MySQL.rows_per_statement`), with or without these converters.
+1,000 rows at a time (`MySQL.rows_per_statement`), with or without these converters. The same
+dialects keep their connections in the server's autocommit mode and begin transactions
+explicitly (`ExplicitBegin`), so that a single statement is one round trip.
 """
 
 from __future__ import annotations

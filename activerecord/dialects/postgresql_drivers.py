@@ -10,6 +10,8 @@ this module, and with it the drivers, only when such an engine is created.
   ``read_timeout`` to it, closes the connection when it expires (so SQLAlchemy discards it) and
   raises `psycopg.OperationalError`.
 - asyncpg takes no keepalive settings: they are set on its socket once connected.
+- Both run a single statement in autocommit when asked (`base.begin_autocommit`), switching the
+  driver's own client-side flag for it (`_Autocommitting`).
 """
 
 from __future__ import annotations
