@@ -281,9 +281,9 @@ def begin_write(conn: Connection) -> RootTransaction:
 # back. Like `_writing`, only around the BEGIN itself.
 _autocommit: ContextVar[bool] = ContextVar("activerecord_begin_autocommit", default=False)
 
-#: The class attribute by which a SQLAlchemy dialect of activerecord's own says that its
-#: ``do_begin`` honours `begin_autocommit`.
-AUTOCOMMIT_FLAG = "activerecord_autocommit"
+#: The method by which a SQLAlchemy dialect of activerecord's own says whether its ``do_begin``
+#: honours `begin_autocommit` on a connection: ``dialect.activerecord_autocommits(conn) -> bool``.
+AUTOCOMMITS = "activerecord_autocommits"
 
 
 def begins_autocommit() -> bool:
@@ -294,7 +294,8 @@ def begins_autocommit() -> bool:
 def autocommits(conn: Connection) -> bool:
     """Whether `begin_autocommit` on ``conn`` runs its statement in autocommit (activerecord's
     dialects); where it does not, the caller needs a transaction of its own."""
-    return bool(getattr(conn.dialect, AUTOCOMMIT_FLAG, False))
+    check = getattr(conn.dialect, AUTOCOMMITS, None)
+    return check is not None and bool(check(conn))
 
 
 def begin_autocommit(conn: Connection) -> RootTransaction:

@@ -146,8 +146,9 @@ class ExplicitBegin:
     connection that ends outside one. A single statement is then one round trip.
     """
 
-    #: ``do_begin`` honours `base.begin_autocommit`.
-    activerecord_autocommit = True
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
+        return True
     _on_connect_isolation_level: Any
 
     def do_begin(self, dbapi_connection: Any) -> None:

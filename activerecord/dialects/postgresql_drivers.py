@@ -21,6 +21,7 @@ import warnings
 from functools import cache
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg, PGDialect_asyncpg
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -32,6 +33,8 @@ from .options import Keepalives, set_keepalives
 READ_TIMEOUT_ARG = "activerecord_read_timeout"
 #: The connect argument carrying keepalive settings to `AsyncpgDialect.connect`.
 KEEPALIVES_ARG = "activerecord_keepalives"
+#: The execution option that marks an engine's connections as going through pgbouncer.
+THROUGH_PGBOUNCER = "activerecord_pgbouncer"
 
 
 @cache
@@ -81,8 +84,9 @@ class _Autocommitting:
     the BEGIN that sends nothing, and off again when that transaction ends. The driver then sends
     neither BEGIN nor COMMIT/ROLLBACK: the statement is one round trip."""
 
-    #: ``do_begin`` honours `base.begin_autocommit`.
-    activerecord_autocommit = True
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
+        return True
 
     def do_begin(self, dbapi_connection: Any) -> None:
         if begins_autocommit():
@@ -145,10 +149,17 @@ class _AsyncpgCompiler(PGCompiler_asyncpg):
 
 class AsyncpgDialect(_Autocommitting, PGDialect_asyncpg):
     """asyncpg with TCP keepalives, numeric parameters cast without precision and scale, and
-    single statements in autocommit."""
+    single statements in autocommit (not through pgbouncer)."""
 
     supports_statement_cache = True
     statement_compiler = _AsyncpgCompiler
+
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        # SQLAlchemy's asyncpg adapter prepares a statement (a named one: see
+        # `postgresql._statement_name`) and runs it in a second round trip. pgbouncer in
+        # transaction mode may give the second to another server connection, outside a
+        # transaction, where the statement does not exist: there, it runs in one.
+        return not conn.get_execution_options().get(THROUGH_PGBOUNCER)
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)

@@ -61,8 +61,9 @@ class ActiveRecordSQLite:
 
         return connect
 
-    #: ``do_begin`` honours `base.begin_autocommit`.
-    activerecord_autocommit = True
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
+        return True
 
     def do_begin(self, dbapi_connection: Any) -> None:
         # The dialect's own hook for starting a transaction: a "begin" engine event would do the
