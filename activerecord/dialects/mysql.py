@@ -149,6 +149,7 @@ class ExplicitBegin:
     def activerecord_autocommits(self, conn: Connection) -> bool:
         """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
         return True
+
     _on_connect_isolation_level: Any
 
     def do_begin(self, dbapi_connection: Any) -> None:
