@@ -3,9 +3,11 @@
 ``run`` calls the operation directly; ``arun`` runs the very same ``run`` through the greenlet
 bridge (`run_in_greenlet`), where it picks the async engine's ``sync_engine``: one greenlet hop
 per operation, not one per statement. Inside a transaction both use the pinned connection;
-outside one, each operation gets its own connection and commits (writes) or releases (reads)
-when it is done. Writes always go to the primary; a read goes to a replica when `_routing` says
-so, and to the primary when no replica can serve it.
+outside one, each operation gets its own connection. An operation of one statement (marked
+`operations.one_statement`) runs there in autocommit: one round trip, the statement its own
+commit. Any other runs in a transaction of its own, committed (writes) or rolled back when the
+connection is released (reads). Writes always go to the primary; a read goes to a replica when
+`_routing` says so, and to the primary when no replica can serve it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..dialects import backend_for, begin_write
+from ..dialects import autocommits, backend_for, begin_autocommit, begin_write
 from ..engine.engines import NodeEngines
 from ..engine.greenlets import bridged, run_in_greenlet, wait
+from ..engine.operations import is_one_statement
 from ..errors import TransactionError
 from ..multidb import positions as _positions
 from ..multidb import routing as _routing
@@ -108,20 +111,37 @@ def run(name: str, write: bool, op: Callable[Concatenate[Connection, P], R], *ar
     try:
         if write:
             with _engine(cluster.primary, is_async).connect() as conn:
-                root = begin_write(conn)
-                with root:  # rolls back on an error in op
-                    result = op(conn, *args, **kwargs)
-                    with commit_outcome():
-                        root.commit()
+                if is_one_statement(op) and autocommits(conn):
+                    root = begin_autocommit(conn)
+                    with root:
+                        # The statement is the commit: a reply lost is an unknown outcome.
+                        with commit_outcome():
+                            result = op(conn, *args, **kwargs)
+                        root.commit()  # (sends nothing; puts the driver's mode back)
+                else:
+                    root = begin_write(conn)
+                    with root:  # rolls back on an error in op
+                        result = op(conn, *args, **kwargs)
+                        with commit_outcome():
+                            root.commit()
                 if writes and cluster.records_positions():
-                    _positions.record(name, _position_or_none(lambda: _positions.primary_lsn(conn)))
+                    _positions.record(name, _position_or_none(lambda: _read(conn, _positions.primary_lsn)))
                 return result
         if cluster.replicas and _routing.wants_replica(name, cluster.automatic, args):
             return _read_from_replicas(name, cluster, is_async, op, *args, **kwargs)
         with _engine(cluster.primary, is_async).connect() as conn:
-            return op(conn, *args, **kwargs)
+            return _read(conn, op, *args, **kwargs)
     finally:
         _sweep(is_async)
+
+
+def _read(conn: Connection, op: Callable[Concatenate[Connection, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``op`` on ``conn``, outside any transaction of the caller's: in autocommit when it is one
+    statement, else in a transaction that releasing ``conn`` rolls back (one snapshot for all
+    its statements where the isolation level gives one)."""
+    if is_one_statement(op) and not conn.in_transaction() and autocommits(conn):
+        begin_autocommit(conn)
+    return op(conn, *args, **kwargs)
 
 
 async def arun(
@@ -164,14 +184,14 @@ def _read_from_replicas(
             continue
         try:
             with conn:
-                return op(conn, *args, **kwargs)
+                return _read(conn, op, *args, **kwargs)
         except DBAPIError as exc:
             # The replica went away under the read: reads are safe to repeat elsewhere.
             if not exc.connection_invalidated:
                 raise
             replica.mark_down(cluster.options.retry_after)
     with _engine(cluster.primary, is_async).connect() as conn:
-        return op(conn, *args, **kwargs)
+        return _read(conn, op, *args, **kwargs)
 
 
 @contextmanager

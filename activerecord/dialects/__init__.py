@@ -10,14 +10,14 @@ from __future__ import annotations
 from sqlalchemy.engine import Dialect
 
 from . import mysql, postgresql, sqlite
-from .base import Backend, begin_write
+from .base import Backend, autocommits, begin_autocommit, begin_write
 
 #: Every backend, by its name.
 BACKENDS: dict[str, Backend] = {}
 # By name and by every alias: a SQLAlchemy dialect on MariaDB is named "mariadb", for one.
 _BY_NAME: dict[str, Backend] = {}
 
-__all__ = ["BACKENDS", "Backend", "backend_for", "begin_write", "register"]
+__all__ = ["BACKENDS", "Backend", "autocommits", "backend_for", "begin_autocommit", "begin_write", "register"]
 
 
 def register(backend: Backend) -> None:

@@ -282,3 +282,37 @@ def begin_write(conn: Connection) -> RootTransaction:
         return conn.begin()
     finally:
         _writing.reset(token)
+
+
+# Set while `begin_autocommit` begins: the dialect's ``do_begin`` then puts the driver connection
+# in autocommit instead of opening a transaction, and its ``do_commit`` / ``do_rollback`` put it
+# back. Like `_writing`, only around the BEGIN itself.
+_autocommit: ContextVar[bool] = ContextVar("activerecord_begin_autocommit", default=False)
+
+#: The method by which a SQLAlchemy dialect of activerecord's own says whether its ``do_begin``
+#: honours `begin_autocommit` on a connection: ``dialect.activerecord_autocommits(conn) -> bool``.
+AUTOCOMMITS = "activerecord_autocommits"
+
+
+def begins_autocommit() -> bool:
+    """Whether the "transaction" beginning now is one statement run in autocommit (see `begin_autocommit`)."""
+    return _autocommit.get()
+
+
+def autocommits(conn: Connection) -> bool:
+    """Whether `begin_autocommit` on ``conn`` runs its statement in autocommit (activerecord's
+    dialects); where it does not, the caller needs a transaction of its own."""
+    check = getattr(conn.dialect, AUTOCOMMITS, None)
+    return check is not None and bool(check(conn))
+
+
+def begin_autocommit(conn: Connection) -> RootTransaction:
+    """``conn.begin()`` for one statement that commits by itself: the driver connection is put
+    in autocommit (no BEGIN is sent, and the COMMIT or ROLLBACK that ends the returned transaction
+    sends nothing), and put back in its usual mode when the transaction ends. Only on a connection
+    for which `autocommits` is true."""
+    token = _autocommit.set(True)
+    try:
+        return conn.begin()
+    finally:
+        _autocommit.reset(token)

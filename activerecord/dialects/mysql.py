@@ -10,7 +10,9 @@ aware datetime is written as its UTC text by one ``%`` format. They come with di
 own, registered with SQLAlchemy as ``mysql+activerecord_pymysql`` and ``mysql+activerecord_asyncmy``
 (`UTCConverting`), on which `model.types.UTCDateTime` then adds no processing of its own and
 FLOAT and DOUBLE columns are read as the drivers decode them (`_DriverFloat`). Bulk writes go out
-1,000 rows at a time (`MySQL.rows_per_statement`), with or without these converters.
+1,000 rows at a time (`MySQL.rows_per_statement`), with or without these converters. The same
+dialects keep their connections in the server's autocommit mode and begin transactions
+explicitly (`ExplicitBegin`), so that a single statement is one round trip.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy.dialects.mysql.asyncmy import (
     AsyncAdapt_asyncmy_cursor,
     MySQLDialect_asyncmy,
 )
+from sqlalchemy.dialects.mysql.base import MySQLDialect
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.engine.interfaces import ConnectArgsType
@@ -37,7 +40,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeEngine
 
 from ..errors import MigrationLockError
-from .base import Backend
+from .base import Backend, begins_autocommit
 from .faults import Classified, classify_mysql
 from .options import ConnectOptions, Keepalives, set_keepalives, ssl_context
 from .utc import naive_to_utc, utc_text
@@ -126,7 +129,58 @@ def _refuse_plain_text(connection: Any, encrypted: bool, driver: str) -> None:
         raise errors.OperationalError(2026, "TLS was required (ssl), but the server does not offer it")
 
 
-class PyMySQLDialect(UTCConverting, MySQLDialect_pymysql):
+#: SERVER_STATUS_IN_TRANS: the flag of the server status (sent with every reply) that says a
+#: transaction is open on the session.
+SERVER_STATUS_IN_TRANS = 1
+
+
+class ExplicitBegin:
+    """Connections kept in the server's autocommit mode, with a BEGIN sent for each transaction.
+
+    PyMySQL and asyncmy switch autocommit with a statement (``SET AUTOCOMMIT``), and their
+    ``commit()`` and ``rollback()`` always send one: a single statement in autocommit the
+    SQLAlchemy way would cost a round trip to switch, one to switch back, and the pool's reset
+    ROLLBACK. Here the connection is in autocommit from its connect on; `do_begin` sends BEGIN
+    unless `base.begin_autocommit` asked for none; COMMIT and ROLLBACK are sent only while the
+    server status says a transaction is open, which also makes the pool's reset free for a
+    connection that ends outside one. A single statement is then one round trip.
+    """
+
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
+        return True
+
+    _on_connect_isolation_level: Any
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        if begins_autocommit() or self._on_connect_isolation_level == "AUTOCOMMIT":
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN")
+        finally:
+            cursor.close()
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        if self._server_status(dbapi_connection.dbapi_connection) & SERVER_STATUS_IN_TRANS:
+            super().do_commit(dbapi_connection)  # type: ignore[misc]
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        if self._server_status(dbapi_connection.dbapi_connection) & SERVER_STATUS_IN_TRANS:
+            super().do_rollback(dbapi_connection)  # type: ignore[misc]
+
+    def set_isolation_level(self, dbapi_connection: Any, level: Any) -> None:
+        # The drivers' dialects turn the server's autocommit off for any level but AUTOCOMMIT;
+        # here it stays on (transactions begin explicitly), and a level is the session's.
+        if level != "AUTOCOMMIT":
+            MySQLDialect.set_isolation_level(self, dbapi_connection, level)  # type: ignore[arg-type]
+
+    def _server_status(self, driver_connection: Any) -> int:
+        """The server status flags of the last reply on ``driver_connection``."""
+        return int(driver_connection.server_status)
+
+
+class PyMySQLDialect(ExplicitBegin, UTCConverting, MySQLDialect_pymysql):
     """PyMySQL with activerecord's converters, keepalives, statement timeout, and a connect
     bounded by ``connect_timeout`` (PyMySQL's own covers the TCP connect only: the handshake
     then reads with ``read_timeout``, so a host that accepts and never answers held a connect
@@ -141,6 +195,7 @@ class PyMySQLDialect(UTCConverting, MySQLDialect_pymysql):
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)
         statement_timeout: float | None = cparams.pop(STATEMENT_TIMEOUT_ARG, None)
+        cparams.setdefault("autocommit", True)  # (see `ExplicitBegin`)
         read_timeout = cparams.get("read_timeout")
         connect_timeout = cparams.get("connect_timeout")
         if connect_timeout and (read_timeout is None or read_timeout > connect_timeout):
@@ -157,7 +212,7 @@ class PyMySQLDialect(UTCConverting, MySQLDialect_pymysql):
         return connection
 
 
-class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
+class AsyncmyDialect(ExplicitBegin, UTCConverting, MySQLDialect_asyncmy):
     """asyncmy with activerecord's converters, keepalives, statement timeout, and a connect
     bounded by ``connect_timeout`` as a whole (as for PyMySQL, asyncmy's own bounds the TCP
     connect only)."""
@@ -171,6 +226,7 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)
         statement_timeout: float | None = cparams.pop(STATEMENT_TIMEOUT_ARG, None)
+        cparams.setdefault("autocommit", True)  # (see `ExplicitBegin`)
         connect_timeout: float | None = cparams.get("connect_timeout")
         # asyncmy bounds each read with asyncio.wait_for, which on Python 3.11 can swallow the
         # cancellation of the task when the read completes at the same moment: a cancelled task
@@ -198,6 +254,9 @@ class AsyncmyDialect(UTCConverting, MySQLDialect_asyncmy):
         if read_timeout is not None:
             adapted.__class__ = _timed_connection(read_timeout)
         return adapted
+
+    def _server_status(self, driver_connection: Any) -> int:
+        return int(driver_connection._connection.server_status)  # (SQLAlchemy's adapter around asyncmy's)
 
 
 @functools.cache

@@ -23,7 +23,7 @@ from ..errors import ConfigurationError, MigrationLockError
 from .base import Backend, ReplicaStatus, aware_utc_reader
 from .faults import Classified, classify_postgresql
 from .options import ConnectOptions, ssl_context
-from .postgresql_drivers import KEEPALIVES_ARG, READ_TIMEOUT_ARG
+from .postgresql_drivers import KEEPALIVES_ARG, READ_TIMEOUT_ARG, THROUGH_PGBOUNCER
 
 #: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
 TIMESTAMPTZ_OID = 1184
@@ -116,8 +116,6 @@ async def _first_notification(driver: Any, timeout: float) -> bool:
 
 #: The node setting for pgbouncer in transaction pooling mode (``engine.config.PGBOUNCER``).
 PGBOUNCER = "pgbouncer"
-#: The execution option that marks an engine's connections as going through pgbouncer.
-THROUGH_PGBOUNCER = "activerecord_pgbouncer"
 # The driver arguments that keep server-side prepared statements off, with their "off" value:
 # asyncpg's statement cache, SQLAlchemy's asyncpg prepared statement cache, psycopg's automatic
 # preparation. Any other value turns them back on.

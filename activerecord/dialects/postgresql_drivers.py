@@ -10,6 +10,8 @@ this module, and with it the drivers, only when such an engine is created.
   ``read_timeout`` to it, closes the connection when it expires (so SQLAlchemy discards it) and
   raises `psycopg.OperationalError`.
 - asyncpg takes no keepalive settings: they are set on its socket once connected.
+- Both run a single statement in autocommit when asked (`base.begin_autocommit`), switching the
+  driver's own client-side flag for it (`_Autocommitting`).
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ import warnings
 from functools import cache
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg, PGDialect_asyncpg
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
+from .base import begins_autocommit
 from .options import Keepalives, set_keepalives
 
 #: The connect argument carrying ``read_timeout`` to `PsycopgDialect.connect`.
 READ_TIMEOUT_ARG = "activerecord_read_timeout"
 #: The connect argument carrying keepalive settings to `AsyncpgDialect.connect`.
 KEEPALIVES_ARG = "activerecord_keepalives"
+#: The execution option that marks an engine's connections as going through pgbouncer.
+THROUGH_PGBOUNCER = "activerecord_pgbouncer"
 
 
 @cache
@@ -67,8 +73,53 @@ def _connection_class() -> Any:
     return ReadTimeoutConnection
 
 
-class PsycopgDialect(PGDialect_psycopg):
-    """psycopg 3 with ``read_timeout``."""
+# Where a connection's pool entry notes that `_Autocommitting.do_begin` switched its driver to
+# autocommit, for the COMMIT or ROLLBACK that ends the statement to switch it back.
+_SWITCHED = "activerecord_autocommit"
+
+
+class _Autocommitting:
+    """One statement in autocommit (`base.begin_autocommit`): the driver's own switch, which
+    psycopg 3 and SQLAlchemy's asyncpg adapter keep on the client (no round trip), turned on at
+    the BEGIN that sends nothing, and off again when that transaction ends. The driver then sends
+    neither BEGIN nor COMMIT/ROLLBACK: the statement is one round trip."""
+
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
+        return True
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        if begins_autocommit():
+            driver = dbapi_connection.dbapi_connection
+            if not driver.autocommit:  # (a connection configured for autocommit stays as it is)
+                driver.autocommit = True
+                dbapi_connection.info[_SWITCHED] = True
+            return
+        super().do_begin(dbapi_connection)  # type: ignore[misc]
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_commit(dbapi_connection)  # type: ignore[misc]
+        finally:
+            _switch_back(dbapi_connection)
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_rollback(dbapi_connection)  # type: ignore[misc]
+        finally:
+            _switch_back(dbapi_connection)
+
+
+def _switch_back(pooled: Any) -> None:
+    # Never back to the pool in autocommit: the next user expects a transaction to begin.
+    # (The driver's flag first: the connection of a dialect's first connect has no pool entry.)
+    driver = pooled.dbapi_connection
+    if driver.autocommit and pooled.info.pop(_SWITCHED, False):
+        driver.autocommit = False
+
+
+class PsycopgDialect(_Autocommitting, PGDialect_psycopg):
+    """psycopg 3 with ``read_timeout``, and single statements in autocommit."""
 
     supports_statement_cache = True
 
@@ -96,11 +147,19 @@ class _AsyncpgCompiler(PGCompiler_asyncpg):
         return str(super().render_bind_cast(type_, dbapi_type, sqltext))  # type: ignore[no-untyped-call]
 
 
-class AsyncpgDialect(PGDialect_asyncpg):
-    """asyncpg with TCP keepalives, and numeric parameters cast without precision and scale."""
+class AsyncpgDialect(_Autocommitting, PGDialect_asyncpg):
+    """asyncpg with TCP keepalives, numeric parameters cast without precision and scale, and
+    single statements in autocommit (not through pgbouncer)."""
 
     supports_statement_cache = True
     statement_compiler = _AsyncpgCompiler
+
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        # SQLAlchemy's asyncpg adapter prepares a statement (a named one: see
+        # `postgresql._statement_name`) and runs it in a second round trip. pgbouncer in
+        # transaction mode may give the second to another server connection, outside a
+        # transaction, where the statement does not exist: there, it runs in one.
+        return not conn.get_execution_options().get(THROUGH_PGBOUNCER)
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         keepalives: Keepalives | None = cparams.pop(KEEPALIVES_ARG, None)

@@ -20,13 +20,14 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection, Float, Integer, Table
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects import sqlite as sa_sqlite
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Dialect, processors
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.types import TypeEngine
 
 from ..errors import QueryError
-from .base import Backend, aware_utc_reader, begins_write
+from .base import Backend, aware_utc_reader, begins_autocommit, begins_write
 from .faults import Classified, classify_sqlite
 from .utc import utc_text
 
@@ -61,11 +62,38 @@ class ActiveRecordSQLite:
 
         return connect
 
+    def activerecord_autocommits(self, conn: Connection) -> bool:
+        """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
+        return True
+
     def do_begin(self, dbapi_connection: Any) -> None:
         # The dialect's own hook for starting a transaction: a "begin" engine event would do the
         # same, but once an engine has any connection event SQLAlchemy dispatches its execute
         # events around every statement (measured: ~3 µs per statement).
+        if begins_autocommit():
+            return  # the driver is in autocommit already: the statement is its own transaction
         _emit(dbapi_connection, "BEGIN IMMEDIATE" if begins_write() else "BEGIN")
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        # Nothing open (one statement run in autocommit): nothing to send. sqlite3 checks the same,
+        # but aiosqlite would make a trip to its thread to find out.
+        if self._in_transaction(dbapi_connection.dbapi_connection):
+            super().do_commit(dbapi_connection)  # type: ignore[misc]
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        if self._in_transaction(dbapi_connection.dbapi_connection):
+            super().do_rollback(dbapi_connection)  # type: ignore[misc]
+
+    def set_isolation_level(self, dbapi_connection: Any, level: Any) -> None:
+        # The driver stays in autocommit whatever the level: SQLAlchemy's pysqlite dialect would
+        # hand transactions back to sqlite3 for any level but AUTOCOMMIT, and the connection would
+        # go back to the pool that way (sqlite3 then sends a BEGIN of its own before each write).
+        if level != "AUTOCOMMIT":
+            SQLiteDialect.set_isolation_level(self, dbapi_connection, level)  # type: ignore[arg-type]
+
+    def _in_transaction(self, driver_connection: Any) -> bool:
+        """Whether the sqlite3 connection under ``driver_connection`` is inside a transaction."""
+        return bool(driver_connection.in_transaction)
 
 
 class PySQLiteDialect(ActiveRecordSQLite, SQLiteDialect_pysqlite):

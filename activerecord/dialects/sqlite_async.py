@@ -182,3 +182,7 @@ class AioSQLiteDialect(ActiveRecordSQLite, SQLiteDialect_aiosqlite):
     @classmethod
     def import_dbapi(cls) -> Any:
         return dbapi()
+
+    def _in_transaction(self, driver_connection: Any) -> bool:
+        # aiosqlite's own property reads the sqlite3 connection's flag without a trip to its thread.
+        return bool(driver_connection._connection.in_transaction)

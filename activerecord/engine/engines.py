@@ -21,14 +21,16 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..dialects import backend_for
 from . import cancel as _cancel
 from . import checkout as _checkout
 from . import faults as _faults
+from . import pools as _pools
 from . import timeouts as _timeouts
 from .config import NodeConfig, engine_args
 
@@ -115,7 +117,7 @@ class NodeEngines:
                 if self._sync is None:
                     self._keep_memory_db()
                     url, options = engine_args(self.node, self.node.sync_url)
-                    engine = create_engine(url, **options)
+                    engine = create_engine(url, **_fair(url, options, is_async=False))
                     self._instrument(engine, is_async=False)
                     self._sync = engine
                     if self.on_create is not None:
@@ -163,7 +165,7 @@ class NodeEngines:
     def _create_async(self) -> AsyncEngine:
         self._keep_memory_db()
         url, options = engine_args(self.node, self.node.async_url)
-        engine = create_async_engine(url, **options)
+        engine = create_async_engine(url, **_fair(url, options, is_async=True))
         # (Before `faults`: the cancellation handler records a connect's arguments before the
         # connect itself is made.)
         _cancel.install(engine.sync_engine, backend_for(self.node.backend).kill_statement)
@@ -251,6 +253,15 @@ class NodeEngines:
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
+
+
+def _fair(url: URL, options: dict[str, Any], is_async: bool) -> dict[str, Any]:
+    """``options`` with the pool that hands released connections to waiting callers first
+    (`pools`), where SQLAlchemy would make a queue pool and no pool class is given."""
+    if "poolclass" in options or "pool" in options:
+        return options
+    fair = _pools.fair_pool_class(url, is_async)
+    return options if fair is None else {**options, "poolclass": fair}
 
 
 def _drop(engine: AsyncEngine) -> None:

@@ -33,8 +33,29 @@ from sqlalchemy import (
 from ..dialects import backend_for
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The attribute that marks an operation of exactly one statement (see `one_statement`).
+_ONE_STATEMENT = "activerecord_one_statement"
 
 
+def one_statement(op: F) -> F:
+    """Mark ``op`` as sending exactly one statement to the database, whatever its arguments.
+
+    Outside a transaction such an operation runs in autocommit: the statement commits by itself,
+    one round trip (see ``connections.execute.run``). An operation that may send a second
+    statement must not be marked: it would not be atomic.
+    """
+    setattr(op, _ONE_STATEMENT, True)
+    return op
+
+
+def is_one_statement(op: Callable[..., Any]) -> bool:
+    """Whether ``op`` (a function or a bound method) is marked by `one_statement`."""
+    return getattr(op, _ONE_STATEMENT, False) is True
+
+
+@one_statement
 def insert_one(
     conn: Connection, table: Table, values: Mapping[str, Any], server_defaults: Sequence[str] = ()
 ) -> tuple[Any, dict[str, Any]]:
@@ -152,11 +173,13 @@ def execute_many(conn: Connection, stmt: Executable, rows: Sequence[Mapping[str,
         conn.execute(stmt, rows[start : start + page])
 
 
+@one_statement
 def execute_rowcount(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:
     """Execute a DML statement; the number of rows it matched."""
     return conn.execute(stmt, params).rowcount
 
 
+@one_statement
 def fetch_all(
     conn: Connection, stmt: Executable, load: Callable[[Sequence[Any]], T], params: Mapping[str, Any] | None = None
 ) -> list[T]:
@@ -230,6 +253,7 @@ def fast_rows_usable() -> bool:
     return False
 
 
+@one_statement
 def fetch_first(
     conn: Connection, stmt: Executable, load: Callable[[Sequence[Any]], T], params: Mapping[str, Any] | None = None
 ) -> T | None:
@@ -238,6 +262,7 @@ def fetch_first(
     return None if row is None else load(row)
 
 
+@one_statement
 def fetch_up_to_two(
     conn: Connection, stmt: Executable, load: Callable[[Sequence[Any]], T], params: Mapping[str, Any] | None = None
 ) -> list[T]:
@@ -248,11 +273,13 @@ def fetch_up_to_two(
     return [load(row) for row in rows]
 
 
+@one_statement
 def fetch_row(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
     """The first row of ``stmt`` as a Core `Row`, or None."""
     return conn.execute(stmt, params).first()
 
 
+@one_statement
 def scalar(conn: Connection, stmt: Executable) -> Any:
     """The single value of ``stmt``."""
     return conn.execute(stmt).scalar()

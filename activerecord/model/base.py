@@ -441,6 +441,7 @@ class ActiveRecord(_features.Features, _serialize.Serializable, metaclass=ModelM
             if value is not None:
                 values[name] = field.quantize(value)
 
+    @_operations.one_statement  # one INSERT or one UPDATE
     def _ar_save_op(self, conn: Connection, pending: dict[str, Any]) -> None:
         if self._ar_saved is None:
             pk, filled = _operations.insert_one(conn, self.__table__, pending, self._ar_server_defaults)

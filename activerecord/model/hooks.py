@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from ..connections import execute as _execute
 from ..connections import transaction as _transaction
 from ..dialects.utc import utcnow
+from ..engine import operations as _operations
 from ..engine.greenlets import bridged, wait
 from ..errors import ConfigurationError, StaleObjectError
 
@@ -103,6 +104,7 @@ def _prepare(record: Any) -> tuple[dict[str, Any] | None, Any]:
     return pending, expected
 
 
+@_operations.one_statement
 def _save_op(conn: Connection, record: Any, pending: dict[str, Any], expected: Any) -> None:
     if expected is None:
         record._ar_save_op(conn, pending)
@@ -152,6 +154,7 @@ def save(record: R, using: str | None) -> R:
 # -- delete -------------------------------------------------------------------------------------
 
 
+@_operations.one_statement
 def _delete_op(conn: Connection, record: Any, soft: bool, expected: Any, now: Any) -> int:
     cls = type(record)
     table = cls.__table__

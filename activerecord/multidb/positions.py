@@ -21,6 +21,7 @@ from types import MappingProxyType
 from sqlalchemy import Connection
 
 from ..dialects import backend_for
+from ..engine.operations import one_statement
 from ..errors import ConfigurationError
 
 
@@ -53,6 +54,7 @@ def format_lsn(value: int) -> str:
     return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
+@one_statement
 def primary_lsn(conn: Connection) -> int | None:
     """The primary's current write position (PostgreSQL's WAL LSN), or None where its backend has none."""
     return backend_for(conn.dialect).write_position(conn)

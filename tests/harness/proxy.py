@@ -12,6 +12,10 @@ event loop) can use one proxy alike. Every socket is on 127.0.0.1.
 - ``drop_reply_to(b"COMMIT")``: the next client message containing the marker reaches the server,
   and then the link is cut before the server's reply gets back (a commit whose outcome the
   client cannot know).
+
+And it counts round trips: ``flights`` holds what clients sent, one entry per flight (the bytes
+sent between two replies of the server), so ``len(proxy.flights)`` after ``proxy.recount()`` is
+the number of round trips made since, on a proxy that carries one connection.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class Proxy:
         self._stalled = asyncio.Event()
         self._marker: re.Pattern[bytes] | None = None
         self.dropped = threading.Event()  # set once a marked message went out and its reply was dropped
+        self.flights: list[bytes] = []
+        self._replied = True  # the server answered since the client last sent
 
     def __enter__(self) -> Proxy:
         self._thread.start()
@@ -76,6 +82,11 @@ class Proxy:
     def cut(self) -> None:
         """Reset every open connection now."""
         self._call(self._close_all(listening=False))
+
+    def recount(self) -> None:
+        """Forget the flights counted so far."""
+        self.flights = []
+        self._replied = True
 
     def drop_reply_to(self, marker: bytes) -> None:
         """Cut the link that sends ``marker`` right after forwarding it, before any reply returns."""
@@ -141,6 +152,7 @@ class Proxy:
                 return
             if self._stalled.is_set() or (muted.is_set() and not upstream):
                 await asyncio.Event().wait()
+            self._count(data, upstream)
             marked = upstream and self._marker is not None and self._marker.search(data) is not None
             if marked:
                 self._marker = None
@@ -154,6 +166,15 @@ class Proxy:
                     _reset(writer)
                 self.dropped.set()
                 return
+
+    def _count(self, data: bytes, upstream: bool) -> None:
+        if not upstream:
+            self._replied = True
+        elif self._replied or not self.flights:
+            self.flights.append(data)
+            self._replied = False
+        else:
+            self.flights[-1] += data
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
