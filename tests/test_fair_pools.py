@@ -115,9 +115,8 @@ async def test_waiters_get_a_released_connection_in_arrival_order(db: IO, config
         assert await asyncio.to_thread(_sync_hand_off, sync_engine) == EXPECTED
 
 
+@pytest.mark.modes("async")  # (event loops are the async mode's)
 async def test_fair_hand_off_on_two_event_loops_at_once(db: IO, configure: Callable[..., None]) -> None:
-    if not db.is_async:
-        pytest.skip("event loops are the async mode's")
     configure(pool_size=1, max_overflow=0)
 
     def on_a_loop_of_its_own() -> list[str]:
@@ -159,11 +158,10 @@ async def test_a_waiter_that_times_out_leaves_the_queue(db: IO, configure: Calla
     await asyncio.to_thread(scenario)
 
 
+@pytest.mark.modes("async")  # (cancelling a task is the async mode's)
 async def test_a_cancelled_waiter_leaves_the_queue_and_the_next_one_is_served(
     db: IO, configure: Callable[..., None]
 ) -> None:
-    if not db.is_async:
-        pytest.skip("cancellation is the async mode's")
     configure(pool_size=1, max_overflow=0)
     engine = ConnectionManager.async_engine(NAME)
     holder = await engine.connect()
