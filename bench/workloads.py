@@ -137,7 +137,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "W8",
         f"mixed load, {W8_TASKS} tasks / {W8_THREADS} threads over a pool of {W8_POOL} "
-        "(70% PK get, 20% update, 10% insert, each in its own transaction)",
+        "(70% PK get, 20% update, 10% insert, each by itself, as each library runs one call outside a transaction)",
         "op",
     ),
 )
