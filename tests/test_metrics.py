@@ -5,6 +5,7 @@ left behind by `uninstrument()`."""
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from activerecord import ConnectionManager, ops
 from activerecord.engine import engines as _engines
 from activerecord.errors import retry_class
 from activerecord.multidb import replicas as _replicas
-from activerecord.ops.metrics import Histogram, Metrics
+from activerecord.ops.metrics import DURATION_BUCKETS, FOLD_AT, Histogram, Metrics
 
 from .backends import BackendDatabases
 from .dual import IO
@@ -208,3 +209,36 @@ async def test_a_shard_s_statements_carry_its_group_and_shard(
     await db(ShardedUser.find().using(shard)).count()
     labels = {"activerecord.connection": "user_shards", "activerecord.shard": shard}
     assert metrics.value("db.client.operation.duration", {**labels, "db.query.summary": "SELECT users"}) == 1
+
+
+def test_a_histogram_recorded_from_many_threads_while_read_loses_nothing() -> None:
+    # Recording takes no lock (appends, folded into buckets in batches): nothing may be lost or
+    # counted twice when threads record while another reads, and the buckets, count, sum and
+    # rows agree with what was recorded.
+    rows = [0.0]
+    histogram = Histogram(DURATION_BUCKETS, rows)
+    per_thread = 5 * FOLD_AT + 7
+    values = (0.001, 0.0011, 0.02, 20.0)  # on a bound, just above one, between, above the last
+
+    def record() -> None:
+        for i in range(per_thread):
+            histogram.observe(values[i % 4], 1 if i % 2 else -1)  # -1: the driver reported no count
+
+    threads = [threading.Thread(target=record) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        buckets, count, _ = histogram.snapshot()
+        assert buckets[-1][1] == count
+    for thread in threads:
+        thread.join()
+    total = 4 * per_thread
+    assert histogram.count == total
+    quarter = [sum(1 for i in range(per_thread) if i % 4 == k) * 4 for k in range(4)]
+    cumulative = dict(histogram.cumulative())
+    assert cumulative[0.001] == quarter[0]
+    assert cumulative[0.005] == quarter[0] + quarter[1]
+    assert cumulative[0.05] == quarter[0] + quarter[1] + quarter[2]
+    assert cumulative[10.0] == total - quarter[3] and cumulative[float("inf")] == total
+    assert histogram.sum == pytest.approx(sum(v * n for v, n in zip(values, quarter, strict=True)))
+    assert rows[0] == 4 * (per_thread // 2)

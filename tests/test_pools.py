@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -257,3 +258,151 @@ async def test_a_connection_still_out_is_reported_at_the_next_checkout(
         assert "test_a_connection_still_out_is_reported_at_the_next_checkout" in caplog.records[0].getMessage()
         leaked.close()
         assert len(caplog.records) == 1  # reported once
+
+
+async def _open_pools(db: IO, name: str) -> list[Any]:
+    """Open every node's pool of connection ``name`` in the test's mode; return those pools."""
+    if db.is_async:
+        await ConnectionManager.aconnect(name)
+        return [n.async_.sync_engine.pool for n in ConnectionManager.cluster(name).all_engines()]
+    await asyncio.to_thread(ConnectionManager.connect, name)
+    return [n.sync.pool for n in ConnectionManager.cluster(name).all_engines()]
+
+
+def _settings(pool: Any) -> tuple[Any, ...]:
+    return (pool.size(), pool._max_overflow, pool._timeout, pool._pool.use_lifo, bool(pool._pre_ping))
+
+
+async def test_pool_settings_given_once_apply_to_every_node_and_a_node_s_own_win(
+    db: IO, backend_dbs: BackendDatabases, named: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    config = backend_dbs.config("default")
+    named.append("shared_pool")
+    ConnectionManager.configure(
+        {
+            "shared_pool": {
+                "write": {**config, "pool_size": 4},
+                "read": [config, {**config, "max_overflow": 3, "pool_pre_ping": False}],
+                "pool_size": 2,
+                "max_overflow": 0,
+                "pool_timeout": 1.5,
+                "pool_use_lifo": True,
+                "checkout_warning": 0.1,
+            }
+        }
+    )
+    primary, replica, own = await _open_pools(db, "shared_pool")
+    assert _settings(primary) == (4, 0, 1.5, True, False)
+    assert _settings(replica) == (2, 0, 1.5, True, True)  # replicas still ping unless told otherwise
+    assert _settings(own) == (2, 3, 1.5, True, False)
+    # checkout_warning given once watches every node's pool.
+    with caplog.at_level(logging.WARNING, logger="activerecord.pool"):
+        for engines in ConnectionManager.cluster("shared_pool").all_engines():
+            if db.is_async:
+                async with engines.async_.connect():
+                    await asyncio.sleep(0.15)
+            else:
+                with engines.sync.connect():
+                    await asyncio.sleep(0.15)
+    assert len([r for r in caplog.records if "checked out for" in r.getMessage()]) == 3
+
+
+async def test_pool_settings_given_once_for_a_shard_group_apply_to_every_shard(
+    db: IO, backend_dbs: BackendDatabases, named: list[str]
+) -> None:
+    named.append("pooled_shards")
+    first, second = backend_dbs.config("default"), backend_dbs.config("other")
+    ConnectionManager.configure(
+        {
+            "pooled_shards": {
+                "shards": {
+                    "pooled_0": first,
+                    # A replicated shard's own connection-level settings come before the group's.
+                    "pooled_1": {"write": {**second, "pool_timeout": 3}, "read": [second], "pool_size": 1},
+                },
+                "pool_size": 3,
+                "max_overflow": 2,
+                "pool_timeout": 2,
+            }
+        }
+    )
+    (shard_0,) = await _open_pools(db, "pooled_0")
+    primary_1, replica_1 = await _open_pools(db, "pooled_1")
+    assert _settings(shard_0)[:3] == (3, 2, 2)
+    assert _settings(primary_1)[:3] == (1, 2, 3)
+    assert _settings(replica_1)[:3] == (1, 2, 2)
+
+
+NODE = {"driver": "postgresql", "host": "db", "database": "app"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"write": NODE, "read": [], "pool_size": -1},
+            "connection 'bad' (every node): 'pool_size' must be a whole number >= 0, not -1",
+        ),
+        (
+            {"write": NODE, "read": [{**NODE, "name": "bad_r", "max_overflow": "x"}], "pool_size": 2},
+            "connection 'bad' (replica 'bad_r'): 'max_overflow' must be a whole number >= -1, not 'x'",
+        ),
+        (
+            {"write": {**NODE, "pool_timeout": -1}, "read": [NODE], "pool_timeout": 2},
+            "connection 'bad' (primary): 'pool_timeout' must be a positive number of seconds, not -1",
+        ),
+        (
+            {"write": NODE, "read": [NODE, {**NODE, "pool_use_lifo": "yes"}]},
+            "connection 'bad' (read node 2): 'pool_use_lifo' must be True or False, not 'yes'",
+        ),
+        (
+            {"shards": {"bad_0": NODE}, "checkout_warning": 0},
+            "shard group 'bad' (every shard): 'checkout_warning' must be a positive number of seconds, not 0",
+        ),
+        (
+            {"shards": {"bad_0": NODE, "bad_1": {**NODE, "pool_recycle": "x"}}, "pool_size": 1},
+            "shard group 'bad', shard 'bad_1': 'pool_recycle' must be a positive number of seconds, not 'x'",
+        ),
+        (
+            {"shards": {"bad_0": {"write": NODE, "pool_pre_ping": 1}}},
+            "shard group 'bad', shard 'bad_0' (every node): 'pool_pre_ping' must be True or False, not 1",
+        ),
+        ({"shards": {"bad_0": NODE}, "routing": "automatic"}, "shard group 'bad': unknown setting(s) routing"),
+    ],
+)
+def test_bad_pool_settings_name_the_connection_and_the_node(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ConnectionManager.configure({"bad": entry})
+    assert str(caught.value).startswith(message)
+    assert not ConnectionManager.is_configured("bad")
+
+
+async def test_a_configuration_source_applies_pool_settings_given_once(
+    db: IO, backend_dbs: BackendDatabases, named: list[str], tmp_path: Any
+) -> None:
+    from activerecord.ops import FileSource
+
+    config = backend_dbs.config("default")
+    named.append("live_pool")
+    path = tmp_path / "connections.json"
+    path.write_text(json.dumps({"live_pool": {"write": config, "read": [config], "pool_size": 2}}))
+    source = FileSource(path, interval=0.05)
+    if db.is_async:
+        await source.astart()
+    else:
+        await asyncio.to_thread(source.start)
+    try:
+        assert [pool.size() for pool in await _open_pools(db, "live_pool")] == [2, 2]
+        applied = source.applied
+        path.write_text(
+            json.dumps({"live_pool": {"write": config, "read": [{**config, "pool_size": 1}], "pool_size": 3}})
+        )
+        assert await asyncio.to_thread(source.wait_applied, applied + 1)
+        assert [pool.size() for pool in await _open_pools(db, "live_pool")] == [3, 1]
+        applied = source.applied
+        path.write_text(json.dumps({"live_pool": {"write": config, "read": [config], "pool_size": "many"}}))
+        assert await asyncio.to_thread(source.wait_applied, applied + 1)
+        assert source.last_error is not None and "connection 'live_pool' (every node): 'pool_size'" in source.last_error
+        assert [pool.size() for pool in await _open_pools(db, "live_pool")] == [3, 1]  # the last good ones stay
+    finally:
+        await asyncio.to_thread(source.stop)

@@ -154,3 +154,14 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert "events of order-1: OrderCreated -> OrderCompleted" in text
     assert text.count("'status': 'healthy'") == 2
     assert "on_all_shards().count() = 6" in text  # the multi-database part ran too
+    # Its last lines: the metrics recorded while it ran, after the health report.
+    summary = text[text.index("metrics (activerecord.ops.instrument()):") :].splitlines()
+    assert text.index("health report") < text.index("metrics (activerecord.ops.instrument()):")
+    assert summary[1].startswith("statements: ") and "(p50 <= " in summary[1] and ", p99 <= " in summary[1]
+    per_connection = {line.split(":")[0].strip(): line for line in summary if line.startswith("  ")}
+    assert {"users", "orders", "multidb_users"} <= set(per_connection)
+    assert "INSERT" in per_connection["orders"] and "UPDATE" in per_connection["orders"]
+    assert any(line.startswith("errors: ") for line in summary)
+    assert any(line.startswith("rows affected or counted: ") for line in summary)
+    assert any(line.startswith("pools: ") and " checkouts (wait p99 <= " in line for line in summary)
+    assert any(line.startswith("replicas: skipped ") and "read_your_writes" in line for line in summary)

@@ -4,7 +4,8 @@ A user service and an order service each own a database; a composition layer rea
 order service records events in its event store; a saga spans the order, inventory and payment
 steps with compensation; a health check probes each database. Then a service with a read replica
 and a sharded user service (`_demo_multidb`); at the end, the health report of the services'
-databases. The service classes here are the seed document's samples, written with the async twins.
+databases and a summary of the metrics recorded while the demo ran (`activerecord.ops.instrument`).
+The service classes here are the seed document's samples, written with the async twins.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import ActiveRecord, ConnectionManager
+from ..ops import instrument, uninstrument
+from ..ops.summary import summary
 from ..patterns import Saga, SagaOrchestrator, Step, StepContext, StepFailed
 from .models import SAGA_TABLE, EventStore, Order, OrderItem, User, bus, deliver_events
 from .multidb import run_multidb_demo
@@ -258,12 +261,18 @@ def main(argv: Sequence[str] | None = None, out: Out = print) -> int:
         workdir = Path(args[0]) if args else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         out("activerecord demo: microservices on embedded SQLite (no server needed)")
-        asyncio.run(run_services_demo(workdir, out))
-        out("")
-        run_multidb_demo(workdir / "multidb", out)
-        out("")
-        out("health report (ConnectionManager.health()): " + ConnectionManager.health().to_text())
-        ConnectionManager.clear()
+        metrics = instrument()  # every statement and checkout from here on is measured
+        try:
+            asyncio.run(run_services_demo(workdir, out))
+            out("")
+            run_multidb_demo(workdir / "multidb", out)
+            out("")
+            out("health report (ConnectionManager.health()): " + ConnectionManager.health().to_text())
+            out("")
+            out("metrics (activerecord.ops.instrument()):\n" + summary(metrics))
+        finally:
+            uninstrument()
+            ConnectionManager.clear()
     out("demo finished")
     return 0
 

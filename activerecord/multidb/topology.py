@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.config import NodeConfig, parse_node
+from ..engine.config import POOL_KEYS, NodeConfig, check_pool_settings, parse_node
 from ..errors import ConfigurationError
 
 ROUTING_MODES = ("explicit", "automatic")
@@ -119,8 +119,8 @@ def _options(name: str, raw: Mapping[str, Any]) -> ReplicaOptions:
     return ReplicaOptions(**values)
 
 
-def _replica_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
-    node = parse_node(name, raw)
+def _replica_node(name: str, raw: Mapping[str, Any], where: str, shared: Mapping[str, Any]) -> NodeConfig:
+    node = parse_node(name, raw, where=where, shared=shared)
     if "pool_pre_ping" not in node.engine_options:
         # A pooled connection to a replica that went away must fail at checkout, where the
         # router can still pick another node, not half-way through the caller's query.
@@ -128,14 +128,20 @@ def _replica_node(name: str, raw: Mapping[str, Any]) -> NodeConfig:
     return node
 
 
-def _replicated(name: str, raw: Mapping[str, Any]) -> ClusterConfig:
-    unknown = set(raw) - {"write", "read"} - _REPLICA_OPTION_KEYS
+def _shared_pool(where: str, raw: Mapping[str, Any], inherited: Mapping[str, Any]) -> dict[str, Any]:
+    """The pool settings given beside a connection's nodes (over those of its shard group), checked."""
+    return {**inherited, **check_pool_settings(f"{where} (every node)", raw)}
+
+
+def _replicated(name: str, raw: Mapping[str, Any], where: str, inherited: Mapping[str, Any]) -> ClusterConfig:
+    unknown = set(raw) - {"write", "read"} - _REPLICA_OPTION_KEYS - POOL_KEYS
     if unknown:
         raise ConfigurationError(
-            f"connection {name!r}: unknown setting(s) {', '.join(sorted(unknown))} beside 'write'/'read'; "
-            f"allowed: {', '.join(sorted(_REPLICA_OPTION_KEYS))}"
+            f"{where}: unknown setting(s) {', '.join(sorted(unknown))} beside 'write'/'read'; "
+            f"allowed: {', '.join(sorted(_REPLICA_OPTION_KEYS | POOL_KEYS))}"
         )
-    primary = parse_node(name, raw["write"])
+    shared = _shared_pool(where, raw, inherited)
+    primary = parse_node(name, raw["write"], where=f"{where} (primary)", shared=shared)
     reads = raw.get("read", [])
     if isinstance(reads, Mapping):
         reads = [reads]
@@ -149,7 +155,8 @@ def _replicated(name: str, raw: Mapping[str, Any]) -> ClusterConfig:
         alias = settings.pop("name", None)
         if alias is not None and (not isinstance(alias, str) or not alias):
             raise ConfigurationError(f"connection {name!r}: read node {number}: 'name' must be a non-empty string")
-        node = _replica_node(alias or f"{name}[read {number}]", settings)
+        label = f"replica {alias!r}" if alias else f"read node {number}"
+        node = _replica_node(alias or f"{name}[read {number}]", settings, f"{where} ({label})", shared)
         if node.backend != primary.backend:
             raise ConfigurationError(
                 f"connection {name!r}: read node {number} is {node.backend}, the primary is {primary.backend}"
@@ -158,15 +165,22 @@ def _replicated(name: str, raw: Mapping[str, Any]) -> ClusterConfig:
     return ClusterConfig(primary, tuple(replicas), _options(name, raw))
 
 
-def parse_cluster(name: str, raw: Mapping[str, Any]) -> ClusterConfig:
-    """A single node (``{"driver": ...}``) or a primary with replicas (``{"write": ..., "read": [...]}``)."""
+def parse_cluster(
+    name: str, raw: Mapping[str, Any], *, group: str | None = None, shared: Mapping[str, Any] | None = None
+) -> ClusterConfig:
+    """A single node (``{"driver": ...}``) or a primary with replicas (``{"write": ..., "read": [...]}``).
+
+    Pool settings (`POOL_KEYS`) given beside ``write`` and ``read`` apply to every node of the
+    connection; ``shared`` are those of its shard group (``group``), below the connection's own.
+    """
+    where = f"connection {name!r}" if group is None else f"shard group {group!r}, shard {name!r}"
     if not isinstance(raw, Mapping):
-        raise ConfigurationError(f"connection {name!r}: settings must be a mapping, not {type(raw).__name__}")
+        raise ConfigurationError(f"{where}: settings must be a mapping, not {type(raw).__name__}")
     if "write" in raw:
-        return _replicated(name, raw)
+        return _replicated(name, raw, where, shared or {})
     if "read" in raw:
-        raise ConfigurationError(f"connection {name!r}: 'read' nodes need a 'write' node")
-    return ClusterConfig(parse_node(name, raw))
+        raise ConfigurationError(f"{where}: 'read' nodes need a 'write' node")
+    return ClusterConfig(parse_node(name, raw, where=where, shared=shared))
 
 
 def parse_entry(name: str, raw: Mapping[str, Any]) -> EntryConfig:
@@ -174,8 +188,13 @@ def parse_entry(name: str, raw: Mapping[str, Any]) -> EntryConfig:
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"connection names must be non-empty strings, not {name!r}")
     if isinstance(raw, Mapping) and "shards" in raw:
-        if set(raw) != {"shards"}:
-            raise ConfigurationError(f"shard group {name!r}: only 'shards' may be given")
+        unknown = set(raw) - {"shards"} - POOL_KEYS
+        if unknown:
+            raise ConfigurationError(
+                f"shard group {name!r}: unknown setting(s) {', '.join(sorted(unknown))} beside 'shards'; "
+                f"allowed: {', '.join(sorted(POOL_KEYS))}"
+            )
+        shared = check_pool_settings(f"shard group {name!r} (every shard)", raw)
         shards = raw["shards"]
         if not isinstance(shards, Mapping) or not shards:
             raise ConfigurationError(f"shard group {name!r}: 'shards' must map shard names to settings")
@@ -183,7 +202,7 @@ def parse_entry(name: str, raw: Mapping[str, Any]) -> EntryConfig:
         for shard, settings in shards.items():
             if not isinstance(shard, str) or not shard or shard == name:
                 raise ConfigurationError(f"shard group {name!r}: bad shard name {shard!r}")
-            parsed.append((shard, parse_cluster(shard, settings)))
+            parsed.append((shard, parse_cluster(shard, settings, group=name, shared=shared)))
         return GroupConfig(tuple(parsed))
     return parse_cluster(name, raw)
 

@@ -1,18 +1,19 @@
 """The metrics of database use, aggregated in process and read by the exporters.
 
-Recording one statement costs a bucket search and a few additions under a lock: a fraction of a
-microsecond. Exporters (`activerecord.ops.prometheus`, the OpenTelemetry bridge in
-`activerecord.ops.telemetry`) read the aggregates when they collect, so what each exporter costs
-is paid at scrape time, not per statement.
+Recording one statement appends its duration and rows to a list, without a lock; they are sorted
+into buckets in batches, by the recording thread or when the metrics are read. Exporters
+(`activerecord.ops.prometheus`, the OpenTelemetry bridge in `activerecord.ops.telemetry`) read the
+aggregates when they collect, so what each exporter costs is paid at scrape time, not per
+statement.
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 #: Bucket upper bounds of the statement duration histogram, in seconds (OpenTelemetry's
 #: recommendation for ``db.client.operation.duration``).
@@ -25,36 +26,96 @@ Labels = tuple[tuple[str, str], ...]
 Kind = Literal["counter", "gauge", "histogram"]
 
 
+#: Observations a histogram holds unsorted before the recording thread folds them into its buckets.
+FOLD_AT = 128
+
+
 class Histogram:
-    """One series of a histogram: cumulative counts per bucket, their sum and count."""
+    """One series of a histogram: cumulative counts per bucket, their sum and count.
 
-    __slots__ = ("bounds", "count", "counts", "lock", "sum")
+    Recording appends to ``pending`` and takes no lock (a list append is atomic): the observations
+    are sorted into buckets under the lock when the series is read, or by the recording thread once
+    `FOLD_AT` of them wait. ``rows``, when given, is the cell of a counter that the counts appended
+    to ``pending_rows`` add to (a count below 1: none reported). Both hold floats and small ints,
+    which the garbage collector does not track, so recording adds nothing to its work.
+    """
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
+    __slots__ = ("_count", "_sum", "bounds", "counts", "lock", "pending", "pending_rows", "rows")
+
+    def __init__(self, bounds: tuple[float, ...], rows: list[float] | None = None) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self.sum = 0.0
-        self.count = 0
+        self._sum = 0.0
+        self._count = 0
         self.lock = threading.Lock()
+        self.pending: list[float] = []
+        self.pending_rows: list[int] = []
+        self.rows = rows
 
-    def observe(self, value: float) -> None:
-        """Add one observation (a value equal to a bound lands in that bound's bucket)."""
-        index = bisect_left(self.bounds, value)
+    def observe(self, value: float, rows: int = 0) -> None:
+        """Add one observation (a value equal to a bound lands in that bound's bucket) and, with a
+        ``rows`` cell, the rows it reported."""
+        pending = self.pending
+        pending.append(value)
+        if self.rows is not None:
+            self.pending_rows.append(rows)
+        if len(pending) >= FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Sort the pending observations into the buckets."""
+        if not self.pending and not self.pending_rows:
+            return
         with self.lock:
-            self.counts[index] += 1
-            self.sum += value
-            self.count += 1
+            # In bulk, so that the per-observation work is done in C: sort, then one bisect per bound.
+            ordered = sorted(_take(self.pending))
+            counts, below = self.counts, 0
+            for index, bound in enumerate(self.bounds):
+                upto = bisect_right(ordered, bound, below)  # a value equal to a bound is in its bucket
+                counts[index] += upto - below
+                below = upto
+            counts[-1] += len(ordered) - below
+            self._sum += sum(ordered)
+            self._count += len(ordered)
+            if self.rows is not None:
+                rows = sorted(_take(self.pending_rows))
+                self.rows[0] += sum(rows[bisect_right(rows, 0) :])  # below 1: no count reported
+
+    @property
+    def count(self) -> int:
+        """Observations so far."""
+        self.fold()
+        return self._count
+
+    @property
+    def sum(self) -> float:
+        """The sum of the observations so far."""
+        self.fold()
+        return self._sum
+
+    def snapshot(self) -> tuple[list[tuple[float, int]], int, float]:
+        """`cumulative`, `count` and `sum` read together (an exporter's buckets and count agree)."""
+        self.fold()
+        with self.lock:
+            counts, count, total = list(self.counts), self._count, self._sum
+        cumulative: list[tuple[float, int]] = []
+        running = 0
+        for bound, n in zip((*self.bounds, float("inf")), counts, strict=True):
+            running += n
+            cumulative.append((bound, running))
+        return cumulative, count, total
 
     def cumulative(self) -> list[tuple[float, int]]:
         """``(upper bound, observations at or below it)`` per bucket, ending with +Inf."""
-        with self.lock:
-            counts = list(self.counts)
-        total = 0
-        out: list[tuple[float, int]] = []
-        for bound, n in zip((*self.bounds, float("inf")), counts, strict=True):
-            total += n
-            out.append((bound, total))
-        return out
+        return self.snapshot()[0]
+
+
+def _take(pending: list[Any]) -> list[Any]:
+    """Remove and return what ``pending`` holds. Slicing and deleting a list are atomic: appends
+    made meanwhile by other threads stay for the next fold."""
+    taken = pending[: len(pending)]
+    del pending[: len(taken)]
+    return taken
 
 
 @dataclass
@@ -112,8 +173,10 @@ class Metrics:
         found = self._histograms.get(key)
         if found is None:
             bounds = DURATION_BUCKETS if spec is DURATION else WAIT_BUCKETS
+            # A statement's duration series carries its rows counter: one record per statement.
+            rows = self.counter(ROWS, labels) if spec is DURATION else None
             with self._lock:
-                found = self._histograms.setdefault(key, Histogram(bounds))
+                found = self._histograms.setdefault(key, Histogram(bounds, rows))
         return found
 
     def counter(self, spec: Spec, labels: Labels) -> list[float]:
@@ -139,6 +202,9 @@ class Metrics:
         families = {spec.name: Family(spec.name, spec.kind, spec.unit, spec.description) for spec in SPECS}
         with self._lock:
             histograms = list(self._histograms.items())
+        for _, histogram in histograms:
+            histogram.fold()  # before the counters are read: a fold adds the rows it holds
+        with self._lock:
             counters = [(key, cell[0]) for key, cell in self._counters.items()]
         for (name, labels), histogram in histograms:
             families[name].series[labels] = histogram

@@ -53,10 +53,11 @@ class ActiveRecordCollector(Collector):
             for labels, value in family.series.items():
                 plain = _labels(labels)
                 if isinstance(value, Histogram):
-                    for bound, count in value.cumulative():
-                        metric.add_sample(f"{name}_bucket", {**plain, "le": _bound(bound)}, float(count))
-                    metric.add_sample(f"{name}_count", plain, float(value.count))
-                    metric.add_sample(f"{name}_sum", plain, value.sum)
+                    buckets, count, total = value.snapshot()
+                    for bound, below in buckets:
+                        metric.add_sample(f"{name}_bucket", {**plain, "le": _bound(bound)}, float(below))
+                    metric.add_sample(f"{name}_count", plain, float(count))
+                    metric.add_sample(f"{name}_sum", plain, total)
                 elif family.kind == "counter":
                     metric.add_sample(f"{name}_total", plain, value)
                 else:

@@ -1,6 +1,7 @@
 """activerecord, async API (the ``a``-prefixed twins), written against the public contract.
 
-``BENCH_AR_METRICS`` turns metrics on as for the sync contender.
+``BENCH_AR_METRICS`` turns metrics on as for the sync contender; ``activerecord-async-metrics`` runs
+it with metrics on.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ class Contender(AsyncContender):
 
     packages = ("activerecord", "SQLAlchemy", "aiosqlite", "asyncpg", "asyncmy")
     streaming = "async for batch in Model.find().abatches(batch)"
+    #: Metrics mode as ``BENCH_AR_METRICS`` takes it; None: that variable decides.
+    metrics: str | None = None
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         configure(target)
-        instrument_from_env()
+        instrument_from_env(self.metrics)
 
     def prepare_rows(self, rows: Sequence[Row]) -> Sequence[Row]:
         return aware_rows(rows)

@@ -2,7 +2,8 @@
 
 ``BENCH_AR_METRICS=1`` runs it with metrics on (``activerecord.ops.instrument()``, what a service
 exporting to Prometheus runs); ``BENCH_AR_METRICS=otel`` also publishes them through an
-OpenTelemetry SDK ``MeterProvider``.
+OpenTelemetry SDK ``MeterProvider``. The ``activerecord-metrics`` contender runs it with metrics on
+whatever the environment says, so that one run interleaves the rounds with metrics off and on.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from bench.targets import Target
 from bench.workloads import NarrowRow, Row
 
 
-def instrument_from_env() -> None:
-    """Turn metrics on when ``BENCH_AR_METRICS`` asks for them."""
-    mode = os.environ.get("BENCH_AR_METRICS", "")
+def instrument_from_env(mode: str | None = None) -> None:
+    """Turn metrics on when ``mode`` (by default ``BENCH_AR_METRICS``) asks for them."""
+    mode = os.environ.get("BENCH_AR_METRICS", "") if mode is None else mode
     if not mode or mode == "0":
         return
     from activerecord import ops
@@ -45,11 +46,13 @@ class Contender(SyncContender):
 
     packages = ("activerecord", "SQLAlchemy", "psycopg", "PyMySQL")
     streaming = "Model.find().batches(batch)"
+    #: Metrics mode as ``BENCH_AR_METRICS`` takes it; None: that variable decides.
+    metrics: str | None = None
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         configure(target)
-        instrument_from_env()
+        instrument_from_env(self.metrics)
 
     def prepare_rows(self, rows: Sequence[Row]) -> Sequence[Row]:
         return aware_rows(rows)
