@@ -252,10 +252,25 @@ run with the machine's load: the min-max columns show the spread.
   architecture rules out (all I/O on a `Connection`). (An explicit `RETURNING` read with
   `scalar_one()` instead of `inserted_primary_key` saves about 4 µs of the 34; not taken.)
 - **W2 bulk insert** sends the same executemany as Core; each row is validated first (about
-  0.33 µs: one generated loop per model, defaults and timestamps filled in). On SQLite that is
-  partly paid back by writing datetimes faster than SQLAlchemy's own SQLite processor.
+  0.3 µs: one generated loop per model, defaults and timestamps filled in, every check one
+  expression). On SQLite that is partly paid back by writing datetimes faster than SQLAlchemy's
+  own SQLite processor. W2n (two short strings a row) leaves that validation undiluted.
+- **W2r** builds a record per row, as the contenders' ORMs do; plain dict rows take the bulk
+  path and their records are made after the insert as loaded records are (about 0.5 µs a row;
+  a record per row first, with its own validation, cost about 5).
+- **W8** runs each operation outside a transaction: a single statement is one round trip
+  (autocommit), and a released connection goes to the longest waiter, which keeps the worst
+  operation within a few times the p99 where SQLAlchemy's pool let some callers wait seconds.
+  On SQLite, writers queue on the file's one write lock whatever the pool does; Tortoise holds
+  a single connection there, which serializes its operations without that contention.
 - **W7 stream time** is not a target (its memory is): it builds SQLAlchemy rows per batch and a
   record from each.
+- **Run-to-run spread on this machine.** Each contender runs in a process of its own, and on
+  this two-core virtual machine a process's speed varies by more than the targets' margins: in
+  two SQLite runs five minutes apart, activerecord's sync W3o measured 1.80x and 0.71x Core, W2
+  1.49x and 0.57x, with each run's own min-max narrow. CPU-time and instruction counts of the same
+  loops in one process (the way hot paths are compared before a change lands) put SQLite's sync
+  W1 at 1.06-1.13x Core and W3o at 1.24-1.28x, both as before this round.
 
 What was changed to get here: `find_by_id()` keeps its key and its terminals run a statement
 prebuilt per model; the INSERT of each table is built once; routing checks skip their scope scan
