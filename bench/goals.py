@@ -122,6 +122,8 @@ def _mixed_checks(results: list[RunResult], backend: str, mine: RunResult) -> li
     for other in results:
         if other.backend != backend or other is mine or other.status != "ok" or BY_NAME[other.contender].mode != mode:
             continue
+        if other.contender.startswith("activerecord"):
+            continue  # activerecord itself with metrics on: a cost to report, not a contender
         theirs = mixed_median(other, "ops_s")
         if theirs is None:
             continue
