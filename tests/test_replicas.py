@@ -304,7 +304,9 @@ async def test_streaming_reads_follow_the_routing(db: IO, rep: Replicated) -> No
 async def test_read_your_writes_delay_and_token(db: IO, rep: Replicated) -> None:
     # Separate databases stand in for replicas here: on PostgreSQL they are no standbys, so their
     # positions cannot be compared and the delay rule applies there too.
-    rep.configure(replica_delay=0.3)
+    # Long enough that a loaded machine still reads within it; the test waits it out below.
+    delay = 2.0
+    rep.configure(replica_delay=delay)
     await db(Order).create(user_id=21)
     assert await served_by(db, Order.find().using_read_replica()) == {"primary"}
     token = ConnectionManager.export_write_position()
@@ -320,7 +322,7 @@ async def test_read_your_writes_delay_and_token(db: IO, rep: Replicated) -> None
     before, after = await asyncio.to_thread(contextvars.Context().run, other_service)
     assert before <= {"r1", "r2"}
     assert after == {"primary"}
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(delay + 0.1)
     assert await served_by(db, Order.find().using_read_replica()) <= {"r1", "r2"}
     # Turned off, a write does not hold reads on the primary.
     rep.configure(read_your_writes=False)
