@@ -112,7 +112,7 @@ def run(name: str, write: bool, op: Callable[Concatenate[Connection, P], R], *ar
         if write:
             with _engine(cluster.primary, is_async).connect() as conn:
                 if is_one_statement(op) and autocommits(conn):
-                    root = begin_autocommit(conn)
+                    root = begin_autocommit(conn, write=True)
                     with root:
                         # The statement is the commit: a reply lost is an unknown outcome.
                         with commit_outcome():

@@ -287,7 +287,7 @@ def begin_write(conn: Connection) -> RootTransaction:
 # Set while `begin_autocommit` begins: the dialect's ``do_begin`` then puts the driver connection
 # in autocommit instead of opening a transaction, and its ``do_commit`` / ``do_rollback`` put it
 # back. Like `_writing`, only around the BEGIN itself.
-_autocommit: ContextVar[bool] = ContextVar("activerecord_begin_autocommit", default=False)
+_autocommit: ContextVar[str] = ContextVar("activerecord_begin_autocommit", default="")
 
 #: The method by which a SQLAlchemy dialect of activerecord's own says whether its ``do_begin``
 #: honours `begin_autocommit` on a connection: ``dialect.activerecord_autocommits(conn) -> bool``.
@@ -296,7 +296,12 @@ AUTOCOMMITS = "activerecord_autocommits"
 
 def begins_autocommit() -> bool:
     """Whether the "transaction" beginning now is one statement run in autocommit (see `begin_autocommit`)."""
-    return _autocommit.get()
+    return bool(_autocommit.get())
+
+
+def begins_autocommit_write() -> bool:
+    """Whether the statement `begin_autocommit` is beginning now is a write (``write=True``)."""
+    return _autocommit.get() == "write"
 
 
 def autocommits(conn: Connection) -> bool:
@@ -306,12 +311,13 @@ def autocommits(conn: Connection) -> bool:
     return check is not None and bool(check(conn))
 
 
-def begin_autocommit(conn: Connection) -> RootTransaction:
+def begin_autocommit(conn: Connection, write: bool = False) -> RootTransaction:
     """``conn.begin()`` for one statement that commits by itself: the driver connection is put
     in autocommit (no BEGIN is sent, and the COMMIT or ROLLBACK that ends the returned transaction
     sends nothing), and put back in its usual mode when the transaction ends. Only on a connection
-    for which `autocommits` is true."""
-    token = _autocommit.set(True)
+    for which `autocommits` is true. ``write``: the statement writes (SQLite's gate orders it
+    with the other writers)."""
+    token = _autocommit.set("write" if write else "read")
     try:
         return conn.begin()
     finally:

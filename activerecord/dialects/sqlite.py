@@ -8,11 +8,16 @@ failing with "database is locked" when they upgrade (Rails' default since 8.0); 
 (deferred) ``BEGIN`` otherwise, so that reads never take the write lock. These dialects are
 registered with SQLAlchemy as ``sqlite+activerecord_pysqlite`` and ``sqlite+activerecord_aiosqlite``
 (the latter in `sqlite_async`, which alone imports aiosqlite).
+
+Connections of one process to one file take their turns at the file's `sqlite_gate.Gate` (from
+``do_begin`` to ``do_commit``/``do_rollback``), so that they queue in arrival order instead of
+sleeping in SQLite's busy handler.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -25,10 +30,12 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Dialect, processors
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util.concurrency import await_
 
 from ..errors import QueryError
-from .base import Backend, aware_utc_reader, begins_autocommit, begins_write
+from .base import Backend, aware_utc_reader, begins_autocommit, begins_autocommit_write, begins_write
 from .faults import Classified, classify_sqlite
+from .sqlite_gate import Gate, GateTimeout, gate_for, owner
 from .utc import utc_text
 
 #: Seconds a statement waits for another connection's write lock before "database is locked"
@@ -39,17 +46,38 @@ _REGISTERED = {"pysqlite": "activerecord_pysqlite", "aiosqlite": "activerecord_a
 _memory_ids = itertools.count(1)
 
 
-def _emit(dbapi_connection: Any, statement: str) -> None:
+def _emit(dbapi_connection: Any, statement: str) -> Any:
+    """Run ``statement``; its first row's first value, if it returns rows."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(statement)
+        row = cursor.fetchone() if cursor.description else None
+        return None if row is None else row[0]
     finally:
         cursor.close()
 
 
+def _key(dbapi_connection: Any) -> int:
+    """The gate's name for a driver connection, from the pool's proxy or the connection itself."""
+    return id(getattr(dbapi_connection, "dbapi_connection", None) or dbapi_connection)
+
+
 class ActiveRecordSQLite:
-    """What activerecord's SQLite dialects add to SQLAlchemy's: foreign keys enforced, and BEGIN
-    emitted by the dialect (see the module's docstring)."""
+    """What activerecord's SQLite dialects add to SQLAlchemy's: foreign keys enforced, BEGIN
+    emitted by the dialect, and the file's gate (see the module's docstring)."""
+
+    is_async: bool
+    loaded_dbapi: Any
+    #: The gate of the file this dialect's engine connects to (None: a private in-memory database),
+    #: and how long a turn is waited for: the connection's busy timeout.
+    _ar_gate: Gate | None = None
+    _ar_busy: float = BUSY_TIMEOUT
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        # The final arguments (the URL's and connect_args) are only known here.
+        self._ar_gate = gate_for(cargs[0] if cargs else cparams.get("database"))
+        self._ar_busy = float(cparams.get("timeout", 5.0))
+        return super().connect(*cargs, **cparams)  # type: ignore[misc]
 
     def on_connect(self) -> Callable[[DBAPIConnection], None]:
         stock: Callable[[DBAPIConnection], None] | None = super().on_connect()  # type: ignore[misc]
@@ -59,8 +87,29 @@ class ActiveRecordSQLite:
                 stock(dbapi_connection)
             dbapi_connection.isolation_level = None
             _emit(dbapi_connection, "PRAGMA foreign_keys=ON")
+            if self._ar_gate is not None:
+                # The journal mode is the file's: a connection that finds WAL tells the gate.
+                self._ar_gate.wal = str(_emit(dbapi_connection, "PRAGMA journal_mode")).lower() == "wal"
 
         return connect
+
+    def _ar_wait(self, gate: Gate, key: int, write: bool | None) -> None:
+        """Wait for connection ``key``'s turn: to read, to write, or (None) to commit its write."""
+        try:
+            if self.is_async:
+                turn = (
+                    gate.acommit(key, self._ar_busy)
+                    if write is None
+                    else gate.aenter(key, owner(), write, self._ar_busy)
+                )
+                if turn is not None:  # (given at once: no trip through the event loop)
+                    await_(turn)
+            elif write is not None:
+                gate.enter(key, threading.get_ident(), write, self._ar_busy)
+            else:
+                gate.commit(key, self._ar_busy)
+        except GateTimeout:
+            raise self.loaded_dbapi.OperationalError("database is locked") from None
 
     def activerecord_autocommits(self, conn: Connection) -> bool:
         """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
@@ -70,19 +119,62 @@ class ActiveRecordSQLite:
         # The dialect's own hook for starting a transaction: a "begin" engine event would do the
         # same, but once an engine has any connection event SQLAlchemy dispatches its execute
         # events around every statement (measured: ~3 µs per statement).
+        gate = self._ar_gate
+        key = _key(dbapi_connection)
         if begins_autocommit():
-            return  # the driver is in autocommit already: the statement is its own transaction
-        _emit(dbapi_connection, "BEGIN IMMEDIATE" if begins_write() else "BEGIN")
+            # The driver is in autocommit already: the statement is its own transaction, and a
+            # write statement its own commit.
+            if gate is not None:
+                writes = begins_autocommit_write()
+                self._ar_wait(gate, key, writes)
+                if writes:
+                    self._ar_commit_turn(gate, key)
+            return
+        writes = begins_write()
+        if gate is not None:
+            self._ar_wait(gate, key, writes)
+        try:
+            _emit(dbapi_connection, "BEGIN IMMEDIATE" if writes else "BEGIN")
+        except BaseException:
+            if gate is not None:
+                gate.leave(key)
+            raise
+
+    def _ar_commit_turn(self, gate: Gate, key: int) -> None:
+        try:
+            self._ar_wait(gate, key, None)
+        except BaseException:
+            gate.leave(key)
+            raise
 
     def do_commit(self, dbapi_connection: Any) -> None:
         # Nothing open (one statement run in autocommit): nothing to send. sqlite3 checks the same,
         # but aiosqlite would make a trip to its thread to find out.
-        if self._in_transaction(dbapi_connection.dbapi_connection):
-            super().do_commit(dbapi_connection)  # type: ignore[misc]
+        gate = self._ar_gate
+        key = _key(dbapi_connection)
+        try:
+            if self._in_transaction(dbapi_connection.dbapi_connection):
+                if gate is not None:
+                    self._ar_commit_turn(gate, key)
+                super().do_commit(dbapi_connection)  # type: ignore[misc]
+        finally:
+            if gate is not None:
+                gate.leave(key)
 
     def do_rollback(self, dbapi_connection: Any) -> None:
-        if self._in_transaction(dbapi_connection.dbapi_connection):
-            super().do_rollback(dbapi_connection)  # type: ignore[misc]
+        try:
+            if self._in_transaction(dbapi_connection.dbapi_connection):
+                super().do_rollback(dbapi_connection)  # type: ignore[misc]
+        finally:
+            if self._ar_gate is not None:
+                self._ar_gate.leave(_key(dbapi_connection))
+
+    def do_close(self, dbapi_connection: Any) -> None:
+        # A connection closed or invalidated in a transaction (a cancelled task, a lost
+        # connection) gives its turn up too. (do_terminate closes through here.)
+        if self._ar_gate is not None:
+            self._ar_gate.leave(_key(dbapi_connection))
+        super().do_close(dbapi_connection)  # type: ignore[misc]
 
     def set_isolation_level(self, dbapi_connection: Any, level: Any) -> None:
         # The driver stays in autocommit whatever the level: SQLAlchemy's pysqlite dialect would
