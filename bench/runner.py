@@ -104,14 +104,20 @@ def with_baselines(names: list[str]) -> list[str]:
 
 
 class _Backend:
-    """The contender processes of one backend, driven in interleaved rounds."""
+    """The contenders of one backend, driven in interleaved rounds, a fresh process per round.
+
+    A process's speed on a shared virtual machine varies from one process to the next by more
+    than the targets' margins (the same code measured 0.7x and 1.8x Core in two processes, each
+    steady within itself), so every round starts new processes: the median over rounds is then a
+    median over processes, not over one process's luck.
+    """
 
     def __init__(self, backend: BackendName, names: list[str], timeout: float) -> None:
         self.backend = backend
         self.timeout = timeout
         self.results = {name: RunResult(backend, name, "ok") for name in names}
         self.procs: dict[str, ContenderProcess] = {}
-        self.live: list[str] = []
+        self.live: list[str] = list(names)
         self.failures: list[str] = []
 
     def fail(self, name: str, reason: str) -> None:
@@ -122,11 +128,12 @@ class _Backend:
         if name in self.procs:
             self.failures.append(f"--- {self.backend} {name}\n{self.procs[name].traceback()}")
 
-    def start(self, targets: dict[str, Target], sizes: Sizes, workdir: Path) -> None:
-        # All processes start together: their imports overlap, their measurements never do.
-        for name, target in targets.items():
-            log = workdir / f"{self.backend}-{name}.log"
-            self.procs[name] = ContenderProcess(name, target, sizes, log)
+    def start(self, targets: dict[str, Target], sizes: Sizes, workdir: Path, round_no: int) -> None:
+        """This round's processes. They start together: their imports overlap, their measurements never do."""
+        self.procs = {}
+        for name in self.live:
+            log = workdir / f"{self.backend}-{name}-{round_no}.log"
+            self.procs[name] = ContenderProcess(name, targets[name], sizes, log)
         for name, proc in self.procs.items():
             try:
                 hello = proc.hello(self.timeout)
@@ -136,10 +143,10 @@ class _Backend:
             if hello["status"] == "unavailable":
                 self.results[name].status = "unavailable"
                 self.results[name].reason = hello["reason"]
+                self.live.remove(name)
                 proc.quit()
                 continue
             self.results[name].streaming = hello["streaming"]
-            self.live.append(name)
 
     def ask(self, name: str, command: str) -> dict[str, Any] | None:
         """One command to one contender; a failure takes it out of the remaining rounds."""
@@ -152,31 +159,34 @@ class _Backend:
         finally:
             self.results[name].seconds += time.perf_counter() - started
 
-    def run(self, repeats: int) -> None:
-        """Warm-up each, then ``repeats`` rounds of one pass each, then the memory pass."""
-        for name in list(self.live):
-            self.ask(name, "warmup")
+    def run(self, targets: dict[str, Target], sizes: Sizes, workdir: Path, repeats: int) -> None:
+        """``repeats`` rounds: new processes, each warmed up and then timed over one pass; the
+        memory pass in the last round."""
         for round_no in range(repeats):
-            # Rotate the order so no contender always runs right after the same neighbour.
-            shift = round_no % max(len(self.live), 1)
-            for name in self.live[shift:] + self.live[:shift]:
-                reply = self.ask(name, "repeat")
-                if reply is None:
-                    continue
-                result = self.results[name]
-                for key, value in reply["timings_us"].items():
-                    result.timings_us.setdefault(key, []).append(value)
-                result.memory_mib.append(reply["rss_mib"])
-                if reply.get("mixed"):
-                    result.mixed.append(reply["mixed"])
-            print(
-                f"  {self.backend}: round {round_no + 1}/{repeats} done",
-                file=sys.stderr,
-            )
-        for name in list(self.live):
-            reply = self.ask(name, "memory")
-            if reply is not None:
-                self.results[name].heap_mib = reply["heap_mib"]
+            self.start(targets, sizes, workdir, round_no)
+            try:
+                # Rotate the order so no contender always runs right after the same neighbour.
+                shift = round_no % max(len(self.live), 1)
+                for name in self.live[shift:] + self.live[:shift]:
+                    self._round(name, last=round_no == repeats - 1)
+            finally:
+                self.close()
+            print(f"  {self.backend}: round {round_no + 1}/{repeats} done", file=sys.stderr)
+
+    def _round(self, name: str, last: bool) -> None:
+        if self.ask(name, "warmup") is None:
+            return
+        reply = self.ask(name, "repeat")
+        if reply is None:
+            return
+        result = self.results[name]
+        for key, value in reply["timings_us"].items():
+            result.timings_us.setdefault(key, []).append(value)
+        result.memory_mib.append(reply["rss_mib"])
+        if reply.get("mixed"):
+            result.mixed.append(reply["mixed"])
+        if last and (memory := self.ask(name, "memory")) is not None:
+            result.heap_mib = memory["heap_mib"]
 
     def close(self) -> None:
         for proc in self.procs.values():
@@ -217,8 +227,7 @@ def run_backend(
         return [RunResult(backend, n, "failed", f"setup: {exc}") for n in names], []
     runner = _Backend(backend, names, timeout)
     try:
-        runner.start(targets, sizes, workdir)
-        runner.run(repeats)
+        runner.run(targets, sizes, workdir, repeats)
     finally:
         runner.close()
     for result in runner.results.values():
