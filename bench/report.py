@@ -152,10 +152,11 @@ def _backend_section(backend: str, results: list[RunResult]) -> list[str]:
 
 _METHOD = """## Method
 
-- Every contender runs in a Python process of its own per backend, on a table of its own
+- Every contender runs in Python processes of its own, on a table of its own
   (`bench_item_<contender>`, the same DDL for all, created by the runner; on SQLite also a file
-  of its own). The processes of a backend take turns: one untimed warm-up pass each, then the
-  timed passes in rounds (A B C, B C A, ...), so drifting machine load is shared by all.
+  of its own). The contenders of a backend take turns in rounds (A B C, B C A, ...), so drifting
+  machine load is shared by all; each round starts new processes, each making one untimed
+  warm-up pass and then one timed pass, so a median is one over processes.
 - Statements are built anew on every call, as application code does; what a library caches by
   itself (compiled SQL, prepared statements) counts. Core's W1 passes the row as parameters,
   `conn.execute(insert(t), row)`: `insert(t).values(**row)` costs about 3.5x more per insert.
@@ -261,16 +262,19 @@ run with the machine's load: the min-max columns show the spread.
 - **W8** runs each operation outside a transaction: a single statement is one round trip
   (autocommit), and a released connection goes to the longest waiter, which keeps the worst
   operation within a few times the p99 where SQLAlchemy's pool let some callers wait seconds.
-  On SQLite, writers queue on the file's one write lock whatever the pool does; Tortoise holds
-  a single connection there, which serializes its operations without that contention.
+  On SQLite, the connections of one process take turns at the file's gate (writers in arrival
+  order, a commit after the reads under way) instead of sleeping in SQLite's busy handler, which
+  polls in steps of up to 100 ms; Tortoise holds a single connection there, which serializes its
+  operations without that contention; Core and Peewee meet in the busy handler.
 - **W7 stream time** is not a target (its memory is): it builds SQLAlchemy rows per batch and a
   record from each.
-- **Run-to-run spread on this machine.** Each contender runs in a process of its own, and on
-  this two-core virtual machine a process's speed varies by more than the targets' margins: in
-  two SQLite runs five minutes apart, activerecord's sync W3o measured 1.80x and 0.71x Core, W2
-  1.49x and 0.57x, with each run's own min-max narrow. CPU-time and instruction counts of the same
-  loops in one process (the way hot paths are compared before a change lands) put SQLite's sync
-  W1 at 1.06-1.13x Core and W3o at 1.24-1.28x, both as before this round.
+- **Run-to-run spread on this machine.** On this two-core virtual machine a process's speed
+  varies by more than the targets' margins: in two SQLite runs five minutes apart, each with one
+  process per contender, activerecord's sync W3o measured 1.80x and 0.71x Core, W2 1.49x and
+  0.57x, with each run's own min-max narrow. Every round therefore runs in new processes, and a
+  median is one over processes; the min-max shows the spread that remains. CPU-time and
+  instruction counts of the same loops in one process (the way hot paths are compared before a
+  change lands) put SQLite's sync W1 at 1.06-1.13x Core and W3o at 1.24-1.28x.
 
 What was changed to get here: `find_by_id()` keeps its key and its terminals run a statement
 prebuilt per model; the INSERT of each table is built once; routing checks skip their scope scan

@@ -254,9 +254,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         for backend in args.backend:
+            measured, failures = run_backend(backend, names, sizes, args.repeats, timeout, workdir)
+            # Asked after the run, which creates the database when it is missing.
             servers[backend] = machine.server_version(Target.for_backend(backend, str(workdir / "probe.sqlite3")))
             print(f"{backend}: {servers[backend]}", file=sys.stderr)
-            measured, failures = run_backend(backend, names, sizes, args.repeats, timeout, workdir)
             results.extend(measured)
             for log in failures:
                 print(log, file=sys.stderr)
