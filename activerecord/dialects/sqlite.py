@@ -93,23 +93,29 @@ class ActiveRecordSQLite:
 
         return connect
 
-    def _ar_wait(self, gate: Gate, key: int, write: bool | None) -> None:
-        """Wait for connection ``key``'s turn: to read, to write, or (None) to commit its write."""
+    def _ar_enter(self, gate: Gate, key: int, write: bool) -> None:
+        """Wait for connection ``key``'s turn to read or to write."""
         try:
-            if self.is_async:
-                turn = (
-                    gate.acommit(key, self._ar_busy)
-                    if write is None
-                    else gate.aenter(key, owner(), write, self._ar_busy)
-                )
-                if turn is not None:  # (given at once: no trip through the event loop)
-                    await_(turn)
-            elif write is not None:
+            if not self.is_async:
                 gate.enter(key, threading.get_ident(), write, self._ar_busy)
-            else:
-                gate.commit(key, self._ar_busy)
+            elif (turn := gate.aenter(key, owner(), write, self._ar_busy)) is not None:
+                await_(turn)  # (a turn given at once makes no trip through the event loop)
         except GateTimeout:
             raise self.loaded_dbapi.OperationalError("database is locked") from None
+
+    def _ar_commit_turn(self, gate: Gate, key: int) -> None:
+        """Wait until connection ``key`` may commit its write; on failure its turn is given up."""
+        try:
+            if not self.is_async:
+                gate.commit(key, self._ar_busy)
+            elif (turn := gate.acommit(key, self._ar_busy)) is not None:
+                await_(turn)
+        except GateTimeout:
+            gate.leave(key)
+            raise self.loaded_dbapi.OperationalError("database is locked") from None
+        except BaseException:
+            gate.leave(key)
+            raise
 
     def activerecord_autocommits(self, conn: Connection) -> bool:
         """``do_begin`` honours `base.begin_autocommit` (see `base.autocommits`)."""
@@ -126,25 +132,18 @@ class ActiveRecordSQLite:
             # write statement its own commit.
             if gate is not None:
                 writes = begins_autocommit_write()
-                self._ar_wait(gate, key, writes)
+                self._ar_enter(gate, key, writes)
                 if writes:
                     self._ar_commit_turn(gate, key)
             return
         writes = begins_write()
         if gate is not None:
-            self._ar_wait(gate, key, writes)
+            self._ar_enter(gate, key, writes)
         try:
             _emit(dbapi_connection, "BEGIN IMMEDIATE" if writes else "BEGIN")
         except BaseException:
             if gate is not None:
                 gate.leave(key)
-            raise
-
-    def _ar_commit_turn(self, gate: Gate, key: int) -> None:
-        try:
-            self._ar_wait(gate, key, None)
-        except BaseException:
-            gate.leave(key)
             raise
 
     def do_commit(self, dbapi_connection: Any) -> None:

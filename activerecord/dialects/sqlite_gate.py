@@ -196,6 +196,8 @@ class Gate:
 
     def _dispatch(self) -> None:
         """Grant every waiter that may go now, in arrival order (a commit first)."""
+        if not self._queue:
+            return
         writer_waiting = False
         commit_waiting = False
         for waiter in list(self._queue):
