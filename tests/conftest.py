@@ -75,8 +75,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             backends = [*backends, PGBOUNCER]
         marker = metafunc.definition.get_closest_marker("backends")
         if marker is not None:
-            # A test for "postgresql" runs through pgbouncer too (when that is selected).
+            # A test for "postgresql" runs through pgbouncer too (when that is selected)...
             backends = [b for b in backends if b in marker.args or server_of(b) in marker.args]
+        if metafunc.definition.get_closest_marker("direct") is not None:
+            # ...unless it needs the server itself on the other end of its connections.
+            backends = [b for b in backends if b != PGBOUNCER]
         # Through pgbouncer the test sees backend "postgresql" (the server it talks to), so test
         # bodies comparing backend names hold unchanged; the mark tells `backend_dbs`.
         values = [pytest.param(server_of(b), id=b, marks=THROUGH_PGBOUNCER) if b == PGBOUNCER else b for b in backends]

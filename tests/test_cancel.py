@@ -9,6 +9,7 @@ on the same task works.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from activerecord import ActiveRecord, ConnectionManager
 from activerecord.engine.cancel import KILL_TIMEOUT
+from tests.backends import BackendDatabases
 from tests.dual import IO
 from tests.models import Author
 
@@ -83,6 +85,96 @@ async def test_a_cancelled_statement_is_gone_from_the_server_and_the_task_goes_o
             await ActiveRecord.aexecute_raw(_sleep(5, tag))
     assert await _until_gone(tag, within=1.0) < 1.0
     assert (await ActiveRecord.aexecute_raw("SELECT 1")).scalar() == 1
+
+
+@pytest.mark.backends("mysql")
+async def test_a_cancellation_the_driver_drops_at_connect_still_cancels_the_task(
+    db: IO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncmy bounds its TCP connect with asyncio.wait_for, which on Python 3.11 returns the new
+    # connection in place of a cancellation that arrives as the connect completes. That timing
+    # cannot be arranged against a real server: the driver's connect is wrapped to drop one.
+    asyncmy = pytest.importorskip("asyncmy")
+    real_connect = asyncmy.connect
+
+    async def connect_dropping_a_cancellation(*args: object, **kwargs: object) -> object:
+        connection = await real_connect(*args, **kwargs)
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # arrives as the connect completes...
+        with contextlib.suppress(asyncio.CancelledError):  # ...and is dropped, as wait_for drops it
+            await asyncio.sleep(0)
+        return connection
+
+    await ConnectionManager.async_engine().dispose()  # the next statement connects anew
+    monkeypatch.setattr(asyncmy, "connect", connect_dropping_a_cancellation)
+    tag = f"ar-cancel-{uuid.uuid4().hex}"
+    task = asyncio.create_task(ActiveRecord.aexecute_raw(_sleep(5, tag)))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)  # not after the statement's 5 s: it is never sent
+    assert not await asyncio.to_thread(_sessions, tag)
+    monkeypatch.undo()
+    assert (await ActiveRecord.aexecute_raw("SELECT 1")).scalar() == 1
+
+
+def _suppress_the_drivers_cancel_request(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``driver``'s cancel request go unheard, as PostgreSQL ignores one arriving early."""
+    if driver == "asyncpg":
+        from asyncpg import connect_utils
+
+        async def unheard(**kwargs: object) -> None:
+            return None
+
+        monkeypatch.setattr(connect_utils, "_cancel", unheard)
+    else:
+        import psycopg
+
+        async def unheard_request(self: object, *, timeout: float = 5.0) -> None:
+            return None
+
+        monkeypatch.setattr(psycopg.AsyncConnection, "_try_cancel", unheard_request)
+
+
+@pytest.mark.backends("postgresql")
+@pytest.mark.direct  # through pgbouncer the session cannot be told apart: the driver's request is all
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg_async"])
+async def test_a_cancel_request_postgresql_ignores_still_ends_the_statement(
+    db: IO, backend_dbs: BackendDatabases, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    # PostgreSQL ignores a cancel request that reaches the session before it has read the
+    # statement; the statement then runs to its end. That moment cannot be arranged against a
+    # real server: here the driver's cancel request goes unheard.
+    cfg = backend_dbs.config("default")
+    url = sa.URL.create(f"postgresql+{driver}", cfg.get("user"), cfg.get("password"), cfg["host"], cfg["port"])
+    ConnectionManager.configure({"cancelled": {"url": url.set(database=cfg["database"]).render_as_string(False)}})
+    try:
+        author = await Author.acreate(name="before")
+        _suppress_the_drivers_cancel_request(driver, monkeypatch)
+        tag = f"ar-cancel-{uuid.uuid4().hex}"
+
+        async def work() -> None:
+            async with ActiveRecord.atransaction("cancelled"):
+                await ActiveRecord.aexecute_raw(
+                    "UPDATE authors SET name = 'inside' WHERE id = :id", {"id": author.id}, using="cancelled"
+                )  # the row is locked from here on
+                await ActiveRecord.aexecute_raw(_sleep(10, tag), using="cancelled")
+
+        task = asyncio.create_task(work())
+        await _until_running(tag)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            # (psycopg first waits 5 s for its own request to take effect; asyncpg does not wait)
+            await asyncio.wait_for(task, KILL_TIMEOUT + (6 if driver == "psycopg_async" else 1))
+        assert await _until_gone(tag, within=1.0) < 1.0
+        started = time.monotonic()
+        await asyncio.to_thread(_update_without_waiting, author.id, "elsewhere")
+        assert time.monotonic() - started < 0.5
+        monkeypatch.undo()
+        assert (await ActiveRecord.aexecute_raw("SELECT 1", using="cancelled")).scalar() == 1
+        await author.areload()
+        assert author.name == "elsewhere"
+    finally:
+        await ConnectionManager.aremove("cancelled")
 
 
 async def test_a_cancelled_transaction_is_rolled_back_and_its_locks_released(db: IO) -> None:

@@ -121,7 +121,7 @@ class Backend(Protocol):
         """SQL that, run on a side connection to the same server, ends the session of
         ``driver_connection`` (the driver's own connection object) with the statement it runs and
         its open transaction, for a task cancelled while it waits on that statement; None where
-        nothing is needed (the driver cancels the statement itself, or there is no server)."""
+        it cannot be done or is not needed (there is no server)."""
         return None
 
     # -- column types ------------------------------------------------------------------------

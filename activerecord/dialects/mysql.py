@@ -238,8 +238,16 @@ class AsyncmyDialect(ExplicitBegin, UTCConverting, MySQLDialect_asyncmy):
         async def connect(*args: Any, **kwargs: Any) -> Any:
             # asyncio.timeout, not wait_for: a cancellation arriving as the connect completes
             # must still cancel the task (Python 3.11's wait_for can drop it).
+            task = asyncio.current_task()
+            requested = 0 if task is None else task.cancelling()
             async with asyncio.timeout(connect_timeout):
                 connection = await open_connection(*args, **kwargs)
+            if task is not None and task.cancelling() > requested:
+                # asyncmy bounds its TCP connect with wait_for, which on Python 3.11 returns the
+                # connection in place of a cancellation that arrives as the connect completes:
+                # the cancelled task would go on to run its statements. Raised here instead.
+                connection.close()
+                raise asyncio.CancelledError
             transport = getattr(connection, "_transport", None)
             if isinstance(kwargs.get("ssl"), ssl.SSLContext):
                 encrypted = transport is not None and transport.get_extra_info("sslcontext") is not None

@@ -23,7 +23,7 @@ from ..errors import ConfigurationError, MigrationLockError
 from .base import Backend, ReplicaStatus, aware_utc_reader
 from .faults import Classified, classify_postgresql
 from .options import ConnectOptions, ssl_context
-from .postgresql_drivers import KEEPALIVES_ARG, READ_TIMEOUT_ARG, THROUGH_PGBOUNCER
+from .postgresql_drivers import KEEPALIVES_ARG, READ_TIMEOUT_ARG, THROUGH_PGBOUNCER, server_session
 
 #: PostgreSQL's type OID of ``timestamptz``: what psycopg and asyncpg report as a result column's type.
 TIMESTAMPTZ_OID = 1184
@@ -196,6 +196,21 @@ class PostgreSQL(Backend):
         if driver == "activerecord_psycopg" and options.read_timeout is not None:
             args[READ_TIMEOUT_ARG] = options.read_timeout
         return args
+
+    def kill_statement(self, driver_connection: Any) -> str | None:
+        # The driver sends a cancel request of its own, but PostgreSQL ignores one that reaches
+        # the session between two messages: a statement sent just before it (not yet read by a
+        # busy server) then runs to its end inside the open transaction, locks held, after the
+        # client has dropped the connection (the server notices only when it next writes).
+        # Ending the session is certain. Only the session behind this very connection: through
+        # a pooler the process id the driver knows is made up (pgbouncer's), so the port the
+        # server saw the client connect from must match as well, and nothing matches there; over
+        # a Unix socket, which has no port, the driver's request is all.
+        session = server_session(driver_connection)
+        if session is None:
+            return None
+        pid, port = session
+        return f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {pid} AND client_port = {port}"
 
     def behind_pgbouncer(self, connection: str, url: URL, options: Mapping[str, Any]) -> None:
         """pgbouncer in transaction pooling mode gives each transaction any server connection: a

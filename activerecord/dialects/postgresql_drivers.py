@@ -17,6 +17,8 @@ this module, and with it the drivers, only when such an engine is created.
 from __future__ import annotations
 
 import inspect
+import os
+import socket
 import warnings
 from functools import cache
 from typing import Any
@@ -134,6 +136,24 @@ def driver_socket(driver_connection: Any) -> Any:
     """The socket under an asyncio driver's connection (asyncpg, asyncmy), or None."""
     transport = getattr(driver_connection, "_transport", None)
     return None if transport is None else transport.get_extra_info("socket")
+
+
+def server_session(driver_connection: Any) -> tuple[int, int] | None:
+    """The server process id an async driver's connection (asyncpg, psycopg) reports, and the TCP
+    port it connects from; None over a Unix socket or where the driver does not tell."""
+    try:
+        if hasattr(driver_connection, "get_server_pid"):  # asyncpg
+            pid = int(driver_connection.get_server_pid())
+            sockname = driver_socket(driver_connection).getsockname()
+        else:  # psycopg: libpq's socket, duplicated so that closing the copy leaves it open
+            pid = int(driver_connection.info.backend_pid)
+            with socket.socket(fileno=os.dup(driver_connection.pgconn.socket)) as sock:
+                sockname = sock.getsockname()
+    except Exception:  # the driver's own error on a connection it has closed meanwhile, say
+        return None
+    if not isinstance(sockname, tuple):
+        return None  # a Unix socket: no port
+    return pid, int(sockname[1])
 
 
 class _AsyncpgCompiler(PGCompiler_asyncpg):

@@ -2,10 +2,11 @@
 
 When the task awaiting an async operation is cancelled, the greenlet bridge throws the
 `asyncio.CancelledError` into the operation's greenlet, where the driver waited for the server.
-SQLAlchemy then drops the connection (its wire protocol is mid-reply). asyncpg cancels the
-statement on PostgreSQL itself; other drivers only close their socket, and MariaDB notices a
-vanished client when it next writes to it: until the statement ends, its session runs on inside
-its open transaction, holding its locks. Where the backend names a statement for it
+SQLAlchemy then drops the connection (its wire protocol is mid-reply). The server notices a
+vanished client only when it next writes to it: until the statement ends, its session runs on
+inside its open transaction, holding its locks. asyncmy only closes its socket; the PostgreSQL
+drivers send a cancel request, which PostgreSQL ignores when it arrives before the session has
+read the statement. Where the backend names a statement that ends the session
 (`Backend.kill_statement`), a ``handle_error`` listener runs it on a side connection of its own
 (not one of the pool's, which may all be taken) before SQLAlchemy drops the connection. It runs in
 the cancelled task, which awaits it for at most `KILL_TIMEOUT` seconds before its cancellation
@@ -31,6 +32,9 @@ KILL_TIMEOUT = 2.0
 
 KillStatement = Callable[[Any], "str | None"]
 
+# The connection record's key for the statement that ends its session.
+_KILL = "activerecord_kill_statement"
+
 
 def install(engine: Engine, kill_statement: KillStatement) -> None:
     """Stop the statement of a cancelled task on the server, for ``engine`` (an `AsyncEngine`'s
@@ -44,18 +48,24 @@ def install(engine: Engine, kill_statement: KillStatement) -> None:
         if not connect:
             connect.append((tuple(cargs), dict(cparams)))
 
+    def identify(dbapi_connection: Any, record: Any) -> None:
+        # Worked out at connect, while the connection is whole: a driver may close its socket
+        # itself when cancelled (psycopg does, once the query outlives its own cancel request).
+        record.info[_KILL] = kill_statement(dbapi_connection.driver_connection)
+
     def on_error(context: ExceptionContext) -> None:
         conn = context.connection
         if not isinstance(context.original_exception, asyncio.CancelledError) or conn is None or not connect:
             return
         if conn.invalidated or conn.closed:
             return
-        statement = kill_statement(conn.connection.driver_connection)
+        statement = conn.info.get(_KILL)
         if statement is not None:
             cargs, cparams = connect[0]
             _kill(context.dialect, cargs, cparams, statement)
 
     event.listen(engine, "do_connect", remember)
+    event.listen(engine, "connect", identify)
     event.listen(engine, "handle_error", on_error)
 
 
@@ -69,9 +79,15 @@ def _kill(dialect: Dialect, cargs: tuple[Any, ...], cparams: dict[str, Any], sta
         finally:
             conn.close()
 
+    async def bounded() -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a further cancellation
+        # of the task that arrives as the kill completes.
+        async with asyncio.timeout(KILL_TIMEOUT):
+            await run_in_greenlet(side)
+
     try:
         # Inside the cancelled operation's greenlet: awaited by its task, bounded, in a
         # greenlet of its own so that the timeout can interrupt the driver's waits.
-        wait(asyncio.wait_for(run_in_greenlet(side), KILL_TIMEOUT))
+        wait(bounded())
     except Exception as exc:  # the cancellation must go on: the statement runs to its end
         log.warning("could not stop a cancelled statement on the server: %s", type(exc).__name__)

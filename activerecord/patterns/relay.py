@@ -255,7 +255,10 @@ class Relay:
 
         async def publish(message: Message) -> None:
             if isinstance(self.publisher, AsyncPublisher):
-                await asyncio.wait_for(self.publisher.apublish(message), self.publish_timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation of the
+                # relay that arrives as the publish completes.
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.publisher.apublish(message)
             else:
                 await asyncio.to_thread(self.publisher.publish, message)
 
