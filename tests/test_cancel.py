@@ -117,6 +117,41 @@ async def test_a_cancellation_the_driver_drops_at_connect_still_cancels_the_task
     assert (await ActiveRecord.aexecute_raw("SELECT 1")).scalar() == 1
 
 
+@pytest.mark.backends("mysql")
+async def test_a_kill_that_finds_the_session_ended_already_is_not_reported_as_a_failure(
+    db: IO, backend_dbs: BackendDatabases, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pymysql
+
+    tag = f"ar-cancel-{uuid.uuid4().hex}"
+    task = asyncio.create_task(ActiveRecord.aexecute_raw(_sleep(10, tag)))
+    await _until_running(tag)
+    # The session is ended from outside while this event loop is held (blocking calls, no await
+    # until the task is cancelled), so the driver has not yet seen its connection close: the
+    # cancellation's own kill then finds no such session.
+    cfg = backend_dbs.config("default")
+    admin = pymysql.connect(host=cfg["host"], port=cfg["port"], user=cfg["user"], password=cfg.get("password", ""))
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                (f"%{tag}%",),
+            )
+            (thread,) = cursor.fetchone()
+            cursor.execute(f"KILL CONNECTION {int(thread)}")
+            deadline = time.monotonic() + 5
+            while cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = %s", (thread,)):
+                assert time.monotonic() < deadline, "the killed session never ended"
+                time.sleep(0.01)
+    finally:
+        admin.close()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, KILL_TIMEOUT + 1)
+    assert [r.getMessage() for r in caplog.records if r.name == "activerecord.cancel"] == []
+    assert (await ActiveRecord.aexecute_raw("SELECT 1")).scalar() == 1
+
+
 def _suppress_the_drivers_cancel_request(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``driver``'s cancel request go unheard, as PostgreSQL ignores one arriving early."""
     if driver == "asyncpg":

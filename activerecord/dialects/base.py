@@ -124,6 +124,11 @@ class Backend(Protocol):
         it cannot be done or is not needed (there is no server)."""
         return None
 
+    def session_ended(self, error: BaseException) -> bool:
+        """True when `kill_statement`'s SQL failed with ``error`` because the session had ended
+        before it arrived (the kill's work was done already)."""
+        return False
+
     # -- column types ------------------------------------------------------------------------
 
     def datetime_type(self) -> TypeEngine[Any] | None:

@@ -298,6 +298,9 @@ async def _bounded(work: Any, seconds: float) -> Any:
         ) from None
 
 
+#: ER_NO_SUCH_THREAD: a KILL for a session that has ended.
+_NO_SUCH_THREAD = 1094
+
 registry.register("mysql.activerecord_pymysql", __name__, "PyMySQLDialect")
 registry.register("mysql.activerecord_asyncmy", __name__, "AsyncmyDialect")
 _REGISTERED = {"pymysql": "activerecord_pymysql", "asyncmy": "activerecord_asyncmy"}
@@ -388,6 +391,9 @@ class MySQL(Backend):
         # it inside the open transaction, locks held. KILL CONNECTION, not KILL QUERY: a statement
         # still in flight when the kill arrives would start after a KILL QUERY, not after this.
         return f"KILL CONNECTION {int(driver_connection.thread_id())}"
+
+    def session_ended(self, error: BaseException) -> bool:
+        return bool(error.args) and error.args[0] == _NO_SUCH_THREAD
 
     def datetime_type(self) -> TypeEngine[Any] | None:
         # Microsecond precision, which MySQL's DATETIME drops by default.

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Dialect, ExceptionContext
 
+from ..dialects import Backend
 from .greenlets import run_in_greenlet, wait
 
 log = logging.getLogger("activerecord.cancel")
@@ -30,15 +31,13 @@ log = logging.getLogger("activerecord.cancel")
 #: Seconds the cancelled task waits at most for the side connection to kill its statement.
 KILL_TIMEOUT = 2.0
 
-KillStatement = Callable[[Any], "str | None"]
-
 # The connection record's key for the statement that ends its session.
 _KILL = "activerecord_kill_statement"
 
 
-def install(engine: Engine, kill_statement: KillStatement) -> None:
+def install(engine: Engine, backend: Backend) -> None:
     """Stop the statement of a cancelled task on the server, for ``engine`` (an `AsyncEngine`'s
-    ``sync_engine``), with the SQL ``kill_statement`` gives for a driver connection."""
+    ``sync_engine``), with the SQL `Backend.kill_statement` gives for a driver connection."""
     # How the pool connects (the driver's arguments, connect_args included), seen at the first
     # connect: the side connection connects the same way. (Installed before any ``do_connect``
     # listener that makes the connection, which ends the chain.)
@@ -51,7 +50,7 @@ def install(engine: Engine, kill_statement: KillStatement) -> None:
     def identify(dbapi_connection: Any, record: Any) -> None:
         # Worked out at connect, while the connection is whole: a driver may close its socket
         # itself when cancelled (psycopg does, once the query outlives its own cancel request).
-        record.info[_KILL] = kill_statement(dbapi_connection.driver_connection)
+        record.info[_KILL] = backend.kill_statement(dbapi_connection.driver_connection)
 
     def on_error(context: ExceptionContext) -> None:
         conn = context.connection
@@ -62,14 +61,20 @@ def install(engine: Engine, kill_statement: KillStatement) -> None:
         statement = conn.info.get(_KILL)
         if statement is not None:
             cargs, cparams = connect[0]
-            _kill(context.dialect, cargs, cparams, statement)
+            _kill(context.dialect, cargs, cparams, statement, backend.session_ended)
 
     event.listen(engine, "do_connect", remember)
     event.listen(engine, "connect", identify)
     event.listen(engine, "handle_error", on_error)
 
 
-def _kill(dialect: Dialect, cargs: tuple[Any, ...], cparams: dict[str, Any], statement: str) -> None:
+def _kill(
+    dialect: Dialect,
+    cargs: tuple[Any, ...],
+    cparams: dict[str, Any],
+    statement: str,
+    session_ended: Callable[[BaseException], bool],
+) -> None:
     def side() -> None:
         conn = dialect.connect(*cargs, **cparams)
         try:
@@ -90,4 +95,6 @@ def _kill(dialect: Dialect, cargs: tuple[Any, ...], cparams: dict[str, Any], sta
         # greenlet of its own so that the timeout can interrupt the driver's waits.
         wait(bounded())
     except Exception as exc:  # the cancellation must go on: the statement runs to its end
+        if session_ended(exc):
+            return  # (it ended on its own, or with the connection, before the kill arrived)
         log.warning("could not stop a cancelled statement on the server: %s", type(exc).__name__)

@@ -168,7 +168,7 @@ class NodeEngines:
         engine = create_async_engine(url, **_fair(url, options, is_async=True))
         # (Before `faults`: the cancellation handler records a connect's arguments before the
         # connect itself is made.)
-        _cancel.install(engine.sync_engine, backend_for(self.node.backend).kill_statement)
+        _cancel.install(engine.sync_engine, backend_for(self.node.backend))
         self._instrument(engine.sync_engine, is_async=True)
         return engine
 
