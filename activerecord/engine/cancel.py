@@ -84,16 +84,10 @@ def _kill(
         finally:
             conn.close()
 
-    async def bounded() -> None:
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a further cancellation
-        # of the task that arrives as the kill completes.
-        async with asyncio.timeout(KILL_TIMEOUT):
-            await run_in_greenlet(side)
-
     try:
         # Inside the cancelled operation's greenlet: awaited by its task, bounded, in a
         # greenlet of its own so that the timeout can interrupt the driver's waits.
-        wait(bounded())
+        wait(run_in_greenlet(side), KILL_TIMEOUT)
     except Exception as exc:  # the cancellation must go on: the statement runs to its end
         if session_ended(exc):
             return  # (it ended on its own, or with the connection, before the kill arrived)

@@ -26,6 +26,7 @@ caller) from plain sync code, and refuses sync code on a thread whose event loop
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import sys
@@ -181,9 +182,19 @@ async def run_in_greenlet(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs)
     return await _run(fn, *args, **kwargs)  # type: ignore[no-any-return]
 
 
-def wait(awaitable: Awaitable[R]) -> R:
-    """Await ``awaitable`` from sync code running inside `run_in_greenlet` (an async hook or callback)."""
-    return await_(awaitable)
+def wait(awaitable: Awaitable[R], timeout: float | None = None) -> R:
+    """Await ``awaitable`` from sync code running inside `run_in_greenlet` (an async hook or callback).
+
+    With ``timeout``, past that many seconds the awaitable is cancelled and `TimeoutError` raised.
+    """
+    return await_(awaitable if timeout is None else _within(awaitable, timeout))
+
+
+async def _within(awaitable: Awaitable[R], timeout: float) -> R:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation of the calling
+    # task that arrives as the awaitable completes, and the cancelled task would go on.
+    async with asyncio.timeout(timeout):
+        return await awaitable
 
 
 @contextmanager

@@ -20,13 +20,12 @@ compensation that fails is retried by later `recover` runs; after ``max_attempts
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import inspect
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -343,7 +342,7 @@ class SagaOrchestrator:
                     close()
                 raise ConfigurationError(f"step {ctx.step!r} is async: run the saga with astart()/arecover()")
             try:
-                return wait(_within(returned, timeout))
+                return wait(returned, timeout)
             except TimeoutError:
                 raise StepTimeout(f"step {ctx.step!r} took longer than {timeout:g}s") from None
         if timeout is not None and time.monotonic() - started > timeout:
@@ -471,10 +470,3 @@ class SagaOrchestrator:
     async def acreate_table(self) -> None:
         """`create_table` (async)."""
         await self.model.acreate_all()
-
-
-async def _within(awaitable: Awaitable[Any], timeout: float | None) -> Any:
-    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation of the run
-    # that arrives as the step completes, and the cancelled run would go on to the next step.
-    async with asyncio.timeout(timeout):
-        return await awaitable
