@@ -89,6 +89,23 @@ async def test_a_stalled_link_mid_session_gives_up_after_read_timeout(
     await _select(mode, name)  # a new connection replaces the discarded one
 
 
+async def test_a_short_read_timeout_holds_while_a_longer_ones_statement_is_waiting(
+    db: IO, mode: str, backend: str, proxied: Callable[..., tuple[str, Proxy]]
+) -> None:
+    # Connections with different read timeouts in one process: the patient one's statement,
+    # waiting first, must not push the stalled one's bound out to its own.
+    patient, _ = proxied("patient", read_timeout=60)
+    name, proxy = proxied("stalled", read_timeout=1)
+    await _select(mode, name)
+    long_statement = asyncio.ensure_future(_select(mode, patient, _SLEEP[backend]))
+    await asyncio.sleep(1.2)  # (it waits on the server; any bound armed before it has passed)
+    proxy.stall()
+    await _fails_within(1 + SLACK, _select(mode, name))
+    await long_statement  # ran to its end, untouched
+    proxy.passthrough()
+    await _select(mode, name)
+
+
 async def test_statement_timeout_ends_a_long_statement_on_the_server(
     db: IO, mode: str, backend: str, proxied: Callable[..., tuple[str, Proxy]]
 ) -> None:

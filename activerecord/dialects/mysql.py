@@ -41,6 +41,7 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import MigrationLockError
 from .base import Backend, begins_autocommit
+from .deadlines import bounded
 from .faults import Classified, classify_mysql
 from .options import ConnectOptions, Keepalives, set_keepalives, ssl_context
 from .utc import naive_to_utc, utc_text
@@ -289,13 +290,14 @@ def _timed_connection(read_timeout: float) -> type[AsyncAdapt_asyncmy_connection
 
 
 async def _bounded(work: Any, seconds: float) -> Any:
-    try:
-        async with asyncio.timeout(seconds):
-            return await work
-    except TimeoutError:
-        raise importlib.import_module("asyncmy.errors").OperationalError(
-            2013, f"Lost connection to MySQL server during query (no answer within read_timeout={seconds:g}s)"
-        ) from None
+    return await bounded(work, seconds, functools.partial(_no_answer, seconds))
+
+
+def _no_answer(seconds: float) -> BaseException:
+    error: BaseException = importlib.import_module("asyncmy.errors").OperationalError(
+        2013, f"Lost connection to MySQL server during query (no answer within read_timeout={seconds:g}s)"
+    )
+    return error
 
 
 #: ER_NO_SUCH_THREAD: a KILL for a session that has ended.
