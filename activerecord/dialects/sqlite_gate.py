@@ -31,6 +31,8 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Literal
 
+from .deadlines import bounded
+
 #: What a connection holds: a read, the writer's turn, the writer's turn with the commit's
 #: exclusion of readers, or nothing of its own (its owner holds the gate on another connection).
 Held = Literal["read", "write", "commit", "pass"]
@@ -235,11 +237,10 @@ class Gate:
     async def _await(self, waiter: _Waiter, timeout: float) -> None:
         assert waiter.future is not None
         try:
-            async with asyncio.timeout(max(timeout, 0.0)):
-                await waiter.future
-        except TimeoutError:
+            await bounded(waiter.future, max(timeout, 0.0), lambda: GateTimeout(timeout))
+        except GateTimeout:
             if not self._abandon(waiter):
-                raise GateTimeout(timeout) from None
+                raise
         except BaseException:
             # Cancelled: a turn granted meanwhile must go on to the next caller.
             if self._abandon(waiter):

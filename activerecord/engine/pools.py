@@ -26,6 +26,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, Qu
 from sqlalchemy.util.concurrency import await_
 from sqlalchemy.util.queue import Empty, Full, Queue, QueueCommon
 
+from ..dialects.deadlines import bounded
+
 
 class _Waiter:
     """One caller blocked in `FairQueue.get`: woken with the item handed to it."""
@@ -141,9 +143,9 @@ class FairAsyncQueue(QueueCommon[ConnectionPoolEntry]):
 
     async def _wait(self, waiter: asyncio.Future[ConnectionPoolEntry], timeout: float | None) -> ConnectionPoolEntry:
         try:
-            async with asyncio.timeout(timeout):
-                return await waiter
-        except TimeoutError:
+            # (a deadline table entry, not asyncio.timeout: under load nearly every checkout waits)
+            return await (waiter if timeout is None else bounded(waiter, timeout, Empty))
+        except Empty:
             if waiter.done() and not waiter.cancelled():
                 return waiter.result()  # handed over as the time ran out: it is ours
             self._forget(waiter)
