@@ -80,12 +80,8 @@ async def bounded(work: Awaitable[T], seconds: float, overrun: Callable[[], Base
     """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task(loop)
-    if task is None:  # (awaited outside a task: nothing to cancel, so the plain way)
-        try:
-            async with asyncio.timeout(seconds):
-                return await work
-        except TimeoutError:
-            raise overrun() from None
+    if task is None:  # (as asyncio.timeout: a bound needs a task to cancel)
+        raise RuntimeError("a bounded wait must run inside an asyncio task")
     table = _deadlines(loop)
     deadline = loop.time() + seconds
     table.waiting[task] = deadline
@@ -93,19 +89,25 @@ async def bounded(work: Awaitable[T], seconds: float, overrun: Callable[[], Base
         table.arm(loop, deadline)
     cancelling = task.cancelling()
     try:
-        result = await work
+        return await work
     except asyncio.CancelledError:
-        if task in table.expired:
-            table.expired.discard(task)
-            if task.uncancel() <= cancelling:
-                raise overrun() from None
+        if _overran(table, task) and task.uncancel() <= cancelling:
+            raise overrun() from None
         raise
     finally:
         table.waiting.pop(task, None)
-    if task in table.expired:  # overrun, but the work swallowed the cancellation and finished
+        if _overran(table, task):
+            # Overrun, but the work swallowed the cancellation or raised an error of its own:
+            # the task must not stay marked as cancelled, nor as overrun for its next wait.
+            task.uncancel()
+
+
+def _overran(table: _Deadlines, task: asyncio.Task[object]) -> bool:
+    """Whether ``task``'s wait was cancelled for its deadline (the mark is taken off)."""
+    if task in table.expired:
         table.expired.discard(task)
-        task.uncancel()
-    return result
+        return True
+    return False
 
 
 __all__ = ["bounded"]
