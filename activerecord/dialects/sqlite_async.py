@@ -5,11 +5,13 @@ through a queue and the event loop (tens of µs each). SQLAlchemy's adapter curs
 statement: open a cursor, execute, fetch the rows, close. The cursor here makes one, running the
 whole sqlite3 cursor lifecycle on that thread and keeping the rows, as SQLAlchemy's buffered
 cursor does. Everything else (the connection, commit and rollback, the server-side cursor used
-for streaming) is SQLAlchemy's adapter unchanged.
+for streaming) is SQLAlchemy's adapter unchanged. The calls of all connections to one file run on
+that file's few shared threads (`sqlite_threads`) instead of one thread per connection.
 
-The cursor leans on private parts of SQLAlchemy's adapter and of aiosqlite (both pinned to the
-tested versions in pyproject.toml). On first use `dbapi` checks that those parts are still as
-this module expects; when they are not, it warns and returns SQLAlchemy's stock adapter instead.
+The cursor and the shared threads lean on private parts of SQLAlchemy's adapter and of aiosqlite
+(both pinned to the tested versions in pyproject.toml). On first use `dbapi` checks that those
+parts are still as this module expects; when they are not, it warns and returns SQLAlchemy's
+stock adapter instead.
 
 This module alone imports aiosqlite: SQLAlchemy loads it through its dialect registry
 (``sqlite+activerecord_aiosqlite``, see `sqlite`) when an async SQLite engine is first created.
@@ -17,10 +19,12 @@ This module alone imports aiosqlite: SQLAlchemy loads it through its dialect reg
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import inspect
 import sqlite3
+import threading
 import warnings
 from typing import Any
 
@@ -35,6 +39,8 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 from .sqlite import ActiveRecordSQLite
+from .sqlite_gate import gate_key
+from .sqlite_threads import Lane, workers_for
 
 _Outcome = tuple[Any, int, Any, list[Any] | None]
 
@@ -122,10 +128,64 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     _cursor_cls = _Cursor
 
 
+class _NoThread:
+    """Stands for the thread aiosqlite would give the connection (it only ever starts it)."""
+
+    daemon = True
+
+    def start(self) -> None:
+        return
+
+
+class _SharedConnection(aiosqlite.Connection):
+    """aiosqlite's connection whose calls run on its file's shared threads (`sqlite_threads`)."""
+
+    def __init__(self, connector: Any, iter_chunk_size: int, lane: Lane) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._tx = lane  # type: ignore[assignment]  # (aiosqlite only calls its put_nowait)
+        self._thread = _NoThread()  # type: ignore[assignment]
+
+    def stop(self) -> Any:
+        """Close the sqlite3 connection after the calls before; no thread of its own to stop."""
+        self._running = False
+        lane: Lane = self._tx  # type: ignore[assignment]
+
+        def close() -> None:
+            try:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+            finally:
+                lane.close()
+
+        try:
+            future = asyncio.get_event_loop().create_future()
+        except Exception:  # (no event loop: from __del__ after the loop is gone)
+            future = None
+        lane.put_nowait((future, close))
+        return future
+
+
+def _connect(database: Any, iter_chunk_size: int = 64, **kwargs: Any) -> _SharedConnection:
+    """`aiosqlite.connect`, on shared threads (a connection's calls may run on any of them, one
+    at a time: hence ``check_same_thread=False``)."""
+    name = database.decode() if isinstance(database, bytes) else str(database)
+    kwargs["check_same_thread"] = False
+
+    def connector() -> sqlite3.Connection:
+        connection: sqlite3.Connection = sqlite3.connect(name, **kwargs)
+        return connection
+
+    return _SharedConnection(connector, iter_chunk_size, workers_for(gate_key(name)).lane())
+
+
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _Connection:
-        adapted = super().connect(*arg, **kw)
-        return _Connection(self, adapted._connection)
+        if kw.get("async_creator_fn") is not None:  # (the user's own creator: aiosqlite's threads)
+            adapted = super().connect(*arg, **kw)
+            return _Connection(self, adapted._connection)
+        driver: Any = await_(_connect(*arg, **kw))
+        return _Connection(self, driver)
 
 
 #: The attributes SQLAlchemy's adapter cursor holds: `_Cursor` sets each of them itself.
@@ -149,6 +209,13 @@ def _problem() -> str | None:
     execute = getattr(aiosqlite.Connection, "_execute", None)
     if execute is None or not inspect.iscoroutinefunction(execute):
         return "aiosqlite.Connection._execute is no longer a coroutine function"
+    # The shared threads stand in for the connection's own: its queue and thread are attributes
+    # set in __init__ (before 0.22 the connection was itself the thread), stop() closes it.
+    if issubclass(aiosqlite.Connection, threading.Thread) or "stop" not in vars(aiosqlite.Connection):
+        return "aiosqlite.Connection is a thread itself or has no stop()"
+    probe = aiosqlite.Connection(lambda: sqlite3.connect(":memory:"), 64)  # (never connected)
+    if not (hasattr(getattr(probe, "_tx", None), "put_nowait") and hasattr(getattr(probe, "_thread", None), "start")):
+        return "aiosqlite.Connection keeps no _tx queue and _thread"
     return None
 
 

@@ -1,0 +1,110 @@
+"""Async SQLite connections run their calls on a few threads per file, not one each.
+
+What a user relies on: the threads do not grow with the pool under a service's load; a statement
+that waits for another process's lock (or runs long) holds up the other connections' statements
+for no more than `sqlite_threads.STALLED`, not for the whole wait; the threads end when the
+file's connections close. Calls of one connection keep their order (every other SQLite test runs
+on these threads too, on one event loop and on two at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from activerecord import ConnectionManager
+from activerecord.dialects.sqlite_threads import STALLED
+
+from .backends import BackendDatabases
+from .models import Everything
+
+pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.modes("async")]
+
+
+def _sqlite_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("activerecord-sqlite")]
+
+
+@pytest.fixture
+def pool_of_ten(backend_dbs: BackendDatabases) -> Any:
+    config = {**backend_dbs.config("default"), "pool_size": 10, "max_overflow": 0}
+    ConnectionManager.configure({"ten": config})
+    yield "ten"
+    ConnectionManager.remove("ten")
+
+
+async def test_under_load_ten_connections_share_a_few_threads_which_end_with_them(db: Any, pool_of_ten: str) -> None:
+    rows = [await Everything.acreate(small=i, using=pool_of_ten) for i in range(20)]
+    ops = random.Random(7).choices(["get", "update", "insert"], weights=[7, 2, 1], k=600)
+    taken = iter(ops)
+    most = 0
+
+    async def worker() -> None:
+        nonlocal most
+        for op in taken:
+            row = random.choice(rows)
+            if op == "get":
+                assert await Everything.find_by_id(row.id).using(pool_of_ten).aone()
+            elif op == "update":
+                await Everything.find_by_id(row.id).using(pool_of_ten).aupdate_all(small=1)
+            else:
+                await Everything.acreate(small=2, using=pool_of_ten)
+            most = max(most, len(_sqlite_threads()))
+
+    await asyncio.gather(*(worker() for _ in range(50)))
+    assert 1 <= most <= 4, most  # (one runs the calls, one watches it, at most)
+    await ConnectionManager.adispose()
+    deadline = time.monotonic() + 5
+    while _sqlite_threads() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert _sqlite_threads() == []
+    assert await Everything.find().using(pool_of_ten).acount() == 20 + ops.count("insert")  # reopens
+
+
+_HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")  # the write lock, as another process's writer holds it
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+async def test_a_transaction_waiting_for_another_process_does_not_hold_up_the_reads(
+    db: Any, backend_dbs: BackendDatabases, pool_of_ten: str
+) -> None:
+    row = await Everything.acreate(small=1, using=pool_of_ten)
+    await asyncio.gather(*(Everything.find_by_id(row.id).using(pool_of_ten).aone() for _ in range(10)))  # (pool full)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("default")["database"], "2.0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+
+        async def write() -> None:
+            async with Everything.atransaction(pool_of_ten):  # BEGIN IMMEDIATE: waits for the lock
+                await Everything.acreate(small=2, using=pool_of_ten)
+
+        writer = asyncio.create_task(write())
+        await asyncio.sleep(0.1)  # (the BEGIN waits in SQLite's busy handler, on a driver thread)
+        for _ in range(20):
+            assert (await Everything.find_by_id(row.id).using(pool_of_ten).aone()).small == 1
+        reads_done = time.monotonic() - started
+        assert not writer.done()
+        # Held up for one STALLED at most, not until the other process lets go (2 s).
+        assert reads_done < 0.1 + STALLED + 0.6, reads_done
+        await writer  # gets the lock once the other process commits
+    finally:
+        holder.wait(timeout=10)
+    assert sorted(r.small for r in await Everything.find().using(pool_of_ten).aall()) == [1, 2]
