@@ -266,15 +266,13 @@ run with the machine's load: the min-max columns show the spread.
   order, a commit after the reads under way) instead of sleeping in SQLite's busy handler, which
   polls in steps of up to 100 ms; Tortoise holds a single connection there, which serializes its
   operations without that contention; Core and Peewee meet in the busy handler. Async SQLite is
-  where W8 sits level with Tortoise rather than ahead (0.94-1.01x over the last runs): the event
-  loop is the bottleneck (CPU time per operation equals wall time), and each of the pool's ten
-  connections has its own aiosqlite thread, so up to ten threads contend with the loop for two
-  cores and the GIL (4,000 involuntary context switches per 5,000 operations, against about 50
-  with one thread). Measured outside the suite, same load: a pool of one connection 4,430-4,870
-  ops/s, ten connections 3,960-4,060, Tortoise 4,100-4,410; ten connections whose statements go
-  to one shared thread per file (a prototype) 4,340-4,770, with 10% less CPU per operation. Not
-  adopted as it stands: on one thread, a statement waiting in SQLite's busy handler for another
-  process's lock would hold up every statement of this process on that file. Each wait for a
+  where W8 is closest to Tortoise: the event loop is the bottleneck (CPU time per operation equals
+  wall time), and with a thread per connection, as aiosqlite gives, ten driver threads contended
+  with the loop for two cores and the GIL (4,000 involuntary context switches per 5,000
+  operations, against about 50 with one thread). The connections of one file now share a few
+  threads (one runs the calls, one watches for a call stalled 50 ms; see Transactions): measured
+  outside the suite, same load, ten threads 3,960-4,060 ops/s, shared threads 4,210-4,880 with
+  10-15% less CPU per operation, Tortoise (one connection) 4,100-4,490. Each wait for a
   connection and each statement's read bound is an entry in a per-loop deadline table, not an
   `asyncio.timeout` (which cost 7% of MariaDB's async W8).
 - **W7 stream time** is not a target (its memory is): it builds SQLAlchemy rows per batch and a
