@@ -5,13 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from activerecord import ActiveRecord, ConnectionManager, StringField
+from activerecord import (
+    ActiveRecord,
+    BooleanField,
+    ConnectionManager,
+    DateTimeField,
+    Field,
+    IntegerField,
+    PrimaryKeyField,
+    StringField,
+)
 from activerecord.errors import MissingPrimaryKeyError, QueryError, RecordNotFound, UnknownFieldError, ValidationError
 
+from .backends import BackendDatabases
 from .dual import IO
 from .models import Author, Everything
 
@@ -228,6 +239,50 @@ async def test_bulk_insert_stores_rows_as_save_would_without_records(db: IO) -> 
     assert all(a.active is True and a.role == "member" for a in stored[:30])  # defaults
     assert all(a.created_at >= before - dt.timedelta(seconds=1) and a.updated_at for a in stored)  # timestamps
     assert len({a.id for a in stored}) == 32
+
+
+class PlainAuthor(ActiveRecord):
+    """``authors`` with no defaults or timestamps: its rows need nothing filled in (the bulk
+    path then sends the caller's own dicts, read only)."""
+
+    __tablename__ = "authors"
+    __connection__ = "plain"  # (the test database, under a name of its own)
+    id: Field[int] = PrimaryKeyField()
+    name: Field[str] = StringField(max_length=100)
+    email: Field[str | None] = StringField(max_length=200, nullable=True)
+    age: Field[int | None] = IntegerField(nullable=True)
+    active: Field[bool] = BooleanField()
+    role: Field[str] = StringField(max_length=20)
+    created_at: Field[dt.datetime] = DateTimeField()
+    updated_at: Field[dt.datetime] = DateTimeField()
+
+
+@pytest.fixture
+def plain(db: IO, backend_dbs: BackendDatabases) -> Iterator[None]:
+    ConnectionManager.configure({"plain": backend_dbs.config("default")})
+    yield
+    ConnectionManager.remove("plain")
+
+
+async def test_bulk_writes_leave_the_callers_rows_as_they_were(db: IO, plain: None) -> None:
+    at = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    rows = [
+        {"name": f"p{i}", "email": None, "age": i, "active": True, "role": "member", "created_at": at, "updated_at": at}
+        for i in range(4)
+    ]
+    before = [dict(row) for row in rows]
+    assert await db(PlainAuthor).bulk_insert(rows[:2]) == 2
+    made = await db(PlainAuthor).insert_many(rows[2:])
+    assert rows == before  # nothing added (no key), nothing changed
+    made[0].age = 99
+    assert rows[2]["age"] == 2  # the records hold values of their own
+    stored = await db(PlainAuthor.find().order_by(PlainAuthor.id)).all()
+    assert [(a.name, a.age, a.created_at) for a in stored] == [(f"p{i}", i, at) for i in range(4)]
+    bad = [*rows, {**rows[0], "name": "n" * 101}]
+    with pytest.raises(ValidationError) as info:
+        await db(PlainAuthor).bulk_insert(bad)
+    assert list(info.value.errors) == ["rows[4].name"] and rows == before
+    assert await db(PlainAuthor.find()).count() == 4
 
 
 async def test_large_bulk_writes_go_out_in_pages_and_stay_all_or_nothing(db: IO) -> None:

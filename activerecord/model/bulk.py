@@ -175,19 +175,33 @@ def _compile_builder(model: Any) -> Any:
         *(f"if d[{name!r}] is None: del d[{name!r}]" for name in (model._ar_pk, *model._ar_server_defaults)),
         "same = False",
     ]
+    copied = [
+        "if row.__class__ is not dict and not isinstance(row, Mapping): return None",
+        "d = {**lean, **row}",
+        f"if len(d) == {len(lean)}:",
+        *(f"    {line}" for line in fill),
+        f"    if not ({short}) and failed(i, d, errors): continue",
+        "else:",
+        *(f"    {line}" for line in general),
+    ]
+    if not fill and not model._ar_rounded:
+        # A dict of exactly these columns needs nothing filled in or changed: it is sent as it
+        # is, read only from here on (no copy: 0.17 -> 0.11 µs a row of two strings).
+        exact = " and ".join([f"len(row) == {len(lean)}", *(f"{name!r} in row" for name in lean)])
+        copied = [
+            f"if row.__class__ is dict and {exact}:",
+            "    d = row",
+            f"    if not ({short}) and failed(i, d, errors): continue",
+            "else:",
+            *(f"    {line}" for line in copied),
+        ]
     source = [
         "def build(rows, now, errors):",
         "    out = SameKeys()",
         "    append = out.append",
         "    same = True",
         "    for i, row in enumerate(rows):",
-        "        if row.__class__ is not dict and not isinstance(row, Mapping): return None",
-        "        d = {**lean, **row}",
-        f"        if len(d) == {len(lean)}:",
-        *(f"            {line}" for line in fill),
-        f"            if not ({short}) and failed(i, d, errors): continue",
-        "        else:",
-        *(f"            {line}" for line in general),
+        *(f"        {line}" for line in copied),
         "        append(d)",
         "    return out if same else list(out)",
         "",
