@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -258,10 +258,10 @@ class PlainAuthor(ActiveRecord):
 
 
 @pytest.fixture
-def plain(db: IO, backend_dbs: BackendDatabases) -> Iterator[None]:
+async def plain(db: IO, backend_dbs: BackendDatabases) -> AsyncIterator[None]:
     ConnectionManager.configure({"plain": backend_dbs.config("default")})
     yield
-    ConnectionManager.remove("plain")
+    await ConnectionManager.aremove("plain")
 
 
 async def test_bulk_writes_leave_the_callers_rows_as_they_were(db: IO, plain: None) -> None:

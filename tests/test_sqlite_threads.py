@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,11 +34,11 @@ def _sqlite_threads() -> list[threading.Thread]:
 
 
 @pytest.fixture
-def pool_of_ten(backend_dbs: BackendDatabases) -> Any:
+async def pool_of_ten(backend_dbs: BackendDatabases) -> AsyncIterator[str]:
     config = {**backend_dbs.config("default"), "pool_size": 10, "max_overflow": 0}
     ConnectionManager.configure({"ten": config})
     yield "ten"
-    ConnectionManager.remove("ten")
+    await ConnectionManager.aremove("ten")
 
 
 async def test_under_load_ten_connections_share_a_few_threads_which_end_with_them(db: Any, pool_of_ten: str) -> None:

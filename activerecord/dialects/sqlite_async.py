@@ -149,6 +149,8 @@ class _SharedConnection(aiosqlite.Connection):
         """Close the sqlite3 connection after the calls before; no thread of its own to stop."""
         self._running = False
         lane: Lane = self._tx  # type: ignore[assignment]
+        if lane.closed:
+            return None  # (stopped before: its workers may be gone, and nothing is left to close)
 
         def close() -> None:
             try:

@@ -128,7 +128,7 @@ class Workers:
         if self._idle:
             self._waking += 1
             self._idle.pop().release()
-        elif self._threads < self._lanes:
+        elif self._threads < max(self._lanes, 1):  # (a thread per connection at most; one always)
             self._threads += 1
             self._waking += 1
             thread = threading.Thread(target=self._serve, name=f"activerecord-sqlite {self._name}", daemon=True)
