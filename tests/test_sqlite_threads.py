@@ -10,6 +10,7 @@ on these threads too, on one event loop and on two at once).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from activerecord import ConnectionManager
+from activerecord import ActiveRecord, ConnectionManager
 from activerecord.dialects.sqlite_threads import STALLED
 
 from .backends import BackendDatabases
@@ -29,19 +30,27 @@ from .models import Everything
 pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.modes("async")]
 
 
-def _sqlite_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("activerecord-sqlite")]
+def _threads_of(path: str) -> list[threading.Thread]:
+    """The driver threads of the file at ``path`` (the suite's other files have their own)."""
+    name = f"activerecord-sqlite {os.path.realpath(path)}"
+    return [t for t in threading.enumerate() if t.name == name]
 
 
 @pytest.fixture
 async def pool_of_ten(backend_dbs: BackendDatabases) -> AsyncIterator[str]:
-    config = {**backend_dbs.config("default"), "pool_size": 10, "max_overflow": 0}
+    # A file of its own: the suite's other connections to its default file keep their threads.
+    config = {**backend_dbs.config("threads"), "pool_size": 10, "max_overflow": 0}
     ConnectionManager.configure({"ten": config})
+    await ActiveRecord.acreate_all("ten", models=[Everything])
     yield "ten"
+    await ActiveRecord.adrop_all("ten", models=[Everything])
     await ConnectionManager.aremove("ten")
 
 
-async def test_under_load_ten_connections_share_a_few_threads_which_end_with_them(db: Any, pool_of_ten: str) -> None:
+async def test_under_load_ten_connections_share_a_few_threads_which_end_with_them(
+    db: Any, backend_dbs: BackendDatabases, pool_of_ten: str
+) -> None:
+    path = backend_dbs.config("threads")["database"]
     rows = [await Everything.acreate(small=i, using=pool_of_ten) for i in range(20)]
     ops = random.Random(7).choices(["get", "update", "insert"], weights=[7, 2, 1], k=600)
     taken = iter(ops)
@@ -57,15 +66,15 @@ async def test_under_load_ten_connections_share_a_few_threads_which_end_with_the
                 await Everything.find_by_id(row.id).using(pool_of_ten).aupdate_all(small=1)
             else:
                 await Everything.acreate(small=2, using=pool_of_ten)
-            most = max(most, len(_sqlite_threads()))
+            most = max(most, len(_threads_of(path)))
 
     await asyncio.gather(*(worker() for _ in range(50)))
     assert 1 <= most <= 4, most  # (one runs the calls, one watches it, at most)
     await ConnectionManager.adispose()
     deadline = time.monotonic() + 5
-    while _sqlite_threads() and time.monotonic() < deadline:
+    while _threads_of(path) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    assert _sqlite_threads() == []
+    assert _threads_of(path) == []
     assert await Everything.find().using(pool_of_ten).acount() == 20 + ops.count("insert")  # reopens
 
 
@@ -85,7 +94,7 @@ async def test_a_transaction_waiting_for_another_process_does_not_hold_up_the_re
     row = await Everything.acreate(small=1, using=pool_of_ten)
     await asyncio.gather(*(Everything.find_by_id(row.id).using(pool_of_ten).aone() for _ in range(10)))  # (pool full)
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("default")["database"], "2.0"],
+        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("threads")["database"], "2.0"],
         stdout=subprocess.PIPE,
         text=True,
     )
