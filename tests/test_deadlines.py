@@ -49,6 +49,24 @@ async def test_a_short_bound_is_not_held_up_by_a_longer_one_waiting_first() -> N
     assert await patient == "done"
 
 
+async def test_a_wait_inside_another_of_the_same_task_keeps_the_outer_deadline() -> None:
+    # A bounded saga step that runs a bounded statement: the statement's longer bound, begun and
+    # ended inside, must not replace or remove the step's.
+    async def step() -> None:
+        await bounded(asyncio.sleep(0), 60.0, Overrun)  # a statement that ends
+        await bounded(_never(), 60.0, Overrun)  # one that waits
+
+    class StepTimeout(Exception):
+        pass
+
+    started = time.monotonic()
+    with pytest.raises(StepTimeout):
+        await bounded(step(), 0.1, StepTimeout)
+    assert time.monotonic() - started < 1.0
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
 async def test_the_tasks_own_cancellation_stays_a_cancellation() -> None:
     waiting = asyncio.ensure_future(bounded(_never(), 0.2, Overrun))
     await asyncio.sleep(0.05)

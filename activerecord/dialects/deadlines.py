@@ -26,13 +26,20 @@ T = TypeVar("T")
 
 
 class _Deadlines:
-    """The statements under way on one event loop: task -> deadline, and the one timer."""
+    """The waits under way on one event loop, and the one timer.
 
-    __slots__ = ("__weakref__", "armed_for", "expired", "timer", "waiting")
+    A wait is named by a number of its own, not by its task: one task may wait inside another
+    of its waits (a statement inside a bounded saga step), and each keeps its own deadline.
+    """
+
+    __slots__ = ("__weakref__", "armed_for", "expired", "serial", "timer", "waiting")
 
     def __init__(self) -> None:
-        self.waiting: dict[asyncio.Task[object], float] = {}
-        self.expired: set[asyncio.Task[object]] = set()
+        #: wait -> (its deadline, its task)
+        self.waiting: dict[int, tuple[float, asyncio.Task[object]]] = {}
+        #: The waits cancelled for their deadline, until they see it.
+        self.expired: set[int] = set()
+        self.serial = 0
         self.timer: asyncio.TimerHandle | None = None
         #: When the timer fires (infinity while none is armed).
         self.armed_for = math.inf
@@ -49,10 +56,10 @@ class _Deadlines:
         self.armed_for = math.inf
         now = loop.time()
         soonest: float | None = None
-        for task, deadline in list(self.waiting.items()):
+        for wait, (deadline, task) in list(self.waiting.items()):
             if deadline <= now:
-                del self.waiting[task]
-                self.expired.add(task)
+                del self.waiting[wait]
+                self.expired.add(wait)
                 task.cancel()
             elif soonest is None or deadline < soonest:
                 soonest = deadline
@@ -84,28 +91,29 @@ async def bounded(work: Awaitable[T], seconds: float, overrun: Callable[[], Base
         raise RuntimeError("a bounded wait must run inside an asyncio task")
     table = _deadlines(loop)
     deadline = loop.time() + seconds
-    table.waiting[task] = deadline
+    table.serial = wait = table.serial + 1
+    table.waiting[wait] = (deadline, task)
     if deadline < table.armed_for:
         table.arm(loop, deadline)
     cancelling = task.cancelling()
     try:
         return await work
     except asyncio.CancelledError:
-        if _overran(table, task) and task.uncancel() <= cancelling:
+        if _overran(table, wait) and task.uncancel() <= cancelling:
             raise overrun() from None
         raise
     finally:
-        table.waiting.pop(task, None)
-        if _overran(table, task):
+        table.waiting.pop(wait, None)
+        if _overran(table, wait):
             # Overrun, but the work swallowed the cancellation or raised an error of its own:
-            # the task must not stay marked as cancelled, nor as overrun for its next wait.
+            # the task must not stay marked as cancelled.
             task.uncancel()
 
 
-def _overran(table: _Deadlines, task: asyncio.Task[object]) -> bool:
-    """Whether ``task``'s wait was cancelled for its deadline (the mark is taken off)."""
-    if task in table.expired:
-        table.expired.discard(task)
+def _overran(table: _Deadlines, wait: int) -> bool:
+    """Whether ``wait`` was cancelled for its deadline (the mark is taken off)."""
+    if wait in table.expired:
+        table.expired.discard(wait)
         return True
     return False
 
