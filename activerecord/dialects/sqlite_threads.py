@@ -72,7 +72,7 @@ class Workers:
     """The threads of one database file (see the module's docstring). Safe from any thread."""
 
     def __init__(self, name: str, on_empty: Callable[[Workers], None]) -> None:
-        self._name = name
+        self.name = name
         self._on_empty = on_empty
         self._mutex = threading.Lock()
         self._ready: deque[Lane] = deque()
@@ -131,7 +131,7 @@ class Workers:
         elif self._threads < max(self._lanes, 1):  # (a thread per connection at most; one always)
             self._threads += 1
             self._waking += 1
-            thread = threading.Thread(target=self._serve, name=f"activerecord-sqlite {self._name}", daemon=True)
+            thread = threading.Thread(target=self._serve, name=f"activerecord-sqlite {self.name}", daemon=True)
             try:
                 thread.start()
             except BaseException:
@@ -225,9 +225,8 @@ os.register_at_fork(after_in_child=_after_fork)
 
 def _forget(workers: Workers) -> None:
     with _by_file_mutex:
-        for key, known in list(_by_file.items()):
-            if known is workers:
-                del _by_file[key]
+        if _by_file.get(workers.name) is workers:  # (not a newer one for the same file)
+            del _by_file[workers.name]
 
 
 def workers_for(key: str | None) -> Workers:

@@ -26,7 +26,6 @@ caller) from plain sync code, and refuses sync code on a thread whose event loop
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import sys
@@ -41,6 +40,7 @@ from typing import Any, ParamSpec, TypeVar
 from greenlet import GreenletExit, getcurrent, greenlet
 from sqlalchemy.util import await_, greenlet_spawn
 
+from ..dialects.deadlines import bounded
 from ..errors import SyncInAsyncError
 
 P = ParamSpec("P")
@@ -187,14 +187,9 @@ def wait(awaitable: Awaitable[R], timeout: float | None = None) -> R:
 
     With ``timeout``, past that many seconds the awaitable is cancelled and `TimeoutError` raised.
     """
-    return await_(awaitable if timeout is None else _within(awaitable, timeout))
-
-
-async def _within(awaitable: Awaitable[R], timeout: float) -> R:
-    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation of the calling
-    # task that arrives as the awaitable completes, and the cancelled task would go on.
-    async with asyncio.timeout(timeout):
-        return await awaitable
+    # The loop's deadline table, not wait_for: on Python 3.11 wait_for drops a cancellation of
+    # the calling task that arrives as the awaitable completes, and the cancelled task would go on.
+    return await_(awaitable if timeout is None else bounded(awaitable, timeout, TimeoutError))
 
 
 @contextmanager

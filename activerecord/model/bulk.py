@@ -186,7 +186,7 @@ def _compile_builder(model: Any) -> Any:
     ]
     if not fill and not model._ar_rounded:
         # A dict of exactly these columns needs nothing filled in or changed: it is sent as it
-        # is, read only from here on (no copy: 0.17 -> 0.11 µs a row of two strings).
+        # is, read only from here on (no copy: validation of a row of two strings 0.22 -> 0.14 µs).
         exact = " and ".join([f"len(row) == {len(lean)}", *(f"{name!r} in row" for name in lean)])
         copied = [
             f"if row.__class__ is dict and {exact}:",
