@@ -261,3 +261,40 @@ async def test_async_sqlite_runs_each_statement_in_one_trip_to_the_driver_thread
         assert trips == ["_run_on_thread", "_run_on_thread"]
         with Author.unprotected(), pytest.raises(sa.exc.IntegrityError):
             await Author.acreate(id=author.id, name="dup")
+
+
+async def test_bulk_rows_of_a_table_with_python_defaults_get_them_from_sqlalchemy(db: IO) -> None:
+    # Rows go to the driver in its own form only where binding them is all SQLAlchemy would do;
+    # a column default computed in Python (a Table of the caller's own) still gets filled in.
+    from activerecord.engine import operations
+    from activerecord.engine.driver_inserts import compiled_insert
+
+    table = sa.Table(
+        "authors",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(100)),
+        sa.Column("active", sa.Boolean),
+        sa.Column("role", sa.String(20), default=lambda: "admin"),
+        sa.Column("created_at", sa.DateTime(timezone=True)),
+        sa.Column("updated_at", sa.DateTime(timezone=True)),
+    )
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    rows = [{"name": f"n{i}", "active": True, "created_at": now, "updated_at": now} for i in range(3)]
+
+    def insert(conn: sa.Connection) -> None:
+        assert compiled_insert(conn, table, tuple(rows[0])) is None
+        assert compiled_insert(conn, Author.__table__, ("name",)) is not None
+        operations.insert_many(conn, table, rows, None)
+
+    if db.is_async:
+        async with ConnectionManager.async_engine("default").begin() as conn:
+            await conn.run_sync(insert)
+    else:
+
+        def run() -> None:
+            with ConnectionManager.engine("default").begin() as conn:
+                insert(conn)
+
+        await db.blocking(run)
+    assert sorted(a.role for a in await db(Author.find()).all()) == ["admin"] * 3

@@ -63,6 +63,35 @@ async def test_every_field_kind_round_trips(db: IO) -> None:
     assert back.token == token
 
 
+async def test_bulk_insert_stores_every_field_kind_as_create_does(db: IO) -> None:
+    # bulk_insert hands its rows to the driver with each column's own conversion (JSON, UUID,
+    # Decimal, dates, aware datetimes): what it stores must read back as what create stores.
+    values = {
+        "small": -5,
+        "big": 2**40,
+        "label": "ünï côdé",
+        "body": "x" * 5000,
+        "flag": True,
+        "ratio": 0.25,
+        "price": decimal.Decimal("12345678.90"),
+        "day": dt.date(2024, 2, 29),
+        "moment": dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        "doc": {"list": [1, 2.5, "three", None, True], "nested": {"k": "v"}},
+        "token": uuid.uuid4(),
+    }
+    nulls = {**values, "label": "nulls", "day": None, "moment": None, "doc": None, "token": uuid.uuid4()}
+    created = await db(Everything).create(**{**values, "label": "created", "token": uuid.uuid4()})
+    assert await db(Everything).bulk_insert([values, nulls, {"label": "defaults"}]) == 3
+    stored = {e.label: e for e in await db(Everything.find()).all()}
+    fields = [name for name in values if name not in ("label", "token")]
+    assert {k: getattr(stored["ünï côdé"], k) for k in fields} == {k: getattr(created, k) for k in fields}
+    assert stored["ünï côdé"].token == values["token"] and stored["nulls"].token == nulls["token"]
+    assert (stored["nulls"].day, stored["nulls"].moment, stored["nulls"].doc) == (None, None, None)
+    defaults = stored["defaults"]
+    assert (defaults.small, defaults.flag, defaults.price, defaults.doc) == (0, False, decimal.Decimal("0"), None)
+    assert isinstance(defaults.token, uuid.UUID)
+
+
 async def test_null_json_is_sql_null(db: IO) -> None:
     e = await db(Everything).create(doc=None)
     t = Everything.__table__

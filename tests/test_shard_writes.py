@@ -80,20 +80,20 @@ def inserts_per_shard() -> Iterator[dict[str, int]]:
     counts = {shard: 0 for shard in SHARDS}
     listeners: list[tuple[Any, Any]] = []
     for shard in SHARDS:
-        # One call of Connection.execute per statement run (an executemany is one call, however
-        # the driver then batches its rows).
-        def count(conn: Any, clause: Any, *args: Any, _shard: str = shard) -> None:
-            if isinstance(clause, sa.Insert):
+        # One cursor call per statement run (an executemany is one call, however the driver
+        # then batches its rows).
+        def count(conn: Any, cursor: Any, statement: str, *args: Any, _shard: str = shard) -> None:
+            if statement.lstrip().upper().startswith("INSERT"):
                 counts[_shard] += 1
 
         for engine in (ConnectionManager.engine(shard), ConnectionManager.async_engine(shard).sync_engine):
-            event.listen(engine, "before_execute", count)
+            event.listen(engine, "before_cursor_execute", count)
             listeners.append((engine, count))
     try:
         yield counts
     finally:
         for engine, fn in listeners:
-            event.remove(engine, "before_execute", fn)
+            event.remove(engine, "before_cursor_execute", fn)
 
 
 def on_shard(shard: str) -> set[int]:

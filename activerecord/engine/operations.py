@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 
 from ..dialects import backend_for
+from .driver_inserts import compiled_insert
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -153,7 +154,12 @@ def _insert_batch(
 ) -> list[Any] | None:
     """Rows of the same columns; their new keys in row order when ``pk`` is given."""
     if pk is None:
-        execute_many(conn, _insert_statement(table, ()), rows)
+        compiled = compiled_insert(conn, table, tuple(rows[0]))
+        if compiled is None:
+            execute_many(conn, _insert_statement(table, ()), rows)
+        else:
+            sql, driver_rows = compiled
+            execute_many(conn, sql, driver_rows(rows))
         return None
     found = backend_for(conn.dialect).new_keys(conn, table, pk, rows)
     if found is None:
@@ -162,15 +168,17 @@ def _insert_batch(
     return found
 
 
-def execute_many(conn: Connection, stmt: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``conn.execute(stmt, rows)``: one executemany, or one per page of rows where the backend
-    has a page size (`Backend.rows_per_statement`); the caller's transaction holds them all."""
+def execute_many(conn: Connection, stmt: Executable | str, rows: Sequence[Any]) -> None:
+    """``conn.execute(stmt, rows)`` (``exec_driver_sql`` for SQL text in the driver's form, with
+    rows in the driver's form): one executemany, or one per page of rows where the backend has a
+    page size (`Backend.rows_per_statement`); the caller's transaction holds them all."""
+    execute: Callable[[Any, Any], Any] = conn.exec_driver_sql if isinstance(stmt, str) else conn.execute
     page = backend_for(conn.dialect).rows_per_statement
     if page is None or len(rows) <= page:
-        conn.execute(stmt, rows)
+        execute(stmt, rows)
         return
     for start in range(0, len(rows), page):
-        conn.execute(stmt, rows[start : start + page])
+        execute(stmt, rows[start : start + page])
 
 
 @one_statement
