@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import decimal
 import logging
 import pickle
+import time
 import uuid
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -240,17 +243,18 @@ async def test_sqlite_text_with_offset_is_read_as_written(db: IO) -> None:
 async def test_async_sqlite_runs_each_statement_in_one_trip_to_the_driver_thread(
     db: IO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aiosqlite
+    from activerecord.dialects.sqlite_threads import Lane
 
     trips: list[str] = []
-    original = aiosqlite.Connection._execute
+    original = Lane.put_nowait
 
-    async def counted(self: aiosqlite.Connection, fn: object, *args: object, **kwargs: object) -> object:
-        trips.append(getattr(fn, "__name__", "?"))
-        return await original(self, fn, *args, **kwargs)
+    def counted(self: Lane, call: Any) -> None:
+        pending = getattr(call[1], "__self__", None)  # (a `Pending`'s run)
+        trips.append(getattr(getattr(pending, "_call", None), "func", call[1]).__name__)
+        original(self, call)
 
     author = await Author.acreate(name="ada", age=1)
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    monkeypatch.setattr(Lane, "put_nowait", counted)
     async with Author.atransaction():
         trips.clear()
         assert (await Author.find_by_id(author.id).aone()).name == "ada"
@@ -261,6 +265,41 @@ async def test_async_sqlite_runs_each_statement_in_one_trip_to_the_driver_thread
         assert trips == ["_run_on_thread", "_run_on_thread"]
         with Author.unprotected(), pytest.raises(sa.exc.IntegrityError):
             await Author.acreate(id=author.id, name="dup")
+        trips.clear()
+    assert trips == ["commit"]
+    # SQLAlchemy's own AsyncConnection (which refuses a call that never awaited) works on it too.
+    async with ConnectionManager.async_engine("default").connect() as conn:
+        assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.modes("async")
+async def test_async_sqlite_holds_the_event_loop_for_no_slow_statement(db: IO) -> None:
+    # Quick statements are waited for in place; a slow one is awaited after a few ms at most,
+    # and once known to be slow it is awaited from the start: the loop's other tasks run on.
+    slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500000) SELECT count(*) FROM c"
+    gaps: list[float] = []
+    running = True
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        for _ in range(2):
+            started = time.perf_counter()
+            assert (await Author.aexecute_raw(slow)).scalar() == 1500000
+            assert time.perf_counter() - started > 0.1  # (slow enough for the loop to show it)
+    finally:
+        running = False
+        await ticking
+    assert max(gaps) < 0.05
+    assert (await Author.aexecute_raw("SELECT 1")).scalar() == 1
 
 
 async def test_bulk_rows_of_a_table_with_python_defaults_get_them_from_sqlalchemy(db: IO) -> None:

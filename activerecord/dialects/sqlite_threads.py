@@ -45,6 +45,56 @@ def _deliver(future: Any, ok: bool, value: Any) -> None:
             future.set_exception(value)
 
 
+class Pending:
+    """A call put on a lane whose caller waits for it on its own thread first (`wait`, the GIL
+    released meanwhile) and, if it has not ended by then, through an asyncio future (`later`).
+    Its outcome is `ok` and `value` (the result, or the exception raised), and `seconds` is how
+    long it ran on its worker thread."""
+
+    __slots__ = ("_call", "_ended", "_future", "_mutex", "ok", "seconds", "value")
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._call = call
+        self._ended = threading.Lock()
+        self._ended.acquire()  # (released when the call has ended)
+        self._mutex = threading.Lock()
+        self._future: Any = None
+        self.ok = False
+        self.value: Any = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        """Run the call (on a worker thread) and tell its caller."""
+        started = time.perf_counter()
+        try:
+            self.value = self._call()
+            self.ok = True
+        except BaseException as exc:  # handed to the caller
+            self.value = exc
+        self.seconds = time.perf_counter() - started
+        with self._mutex:
+            future, self._future = self._future, _ENDED
+        self._ended.release()
+        if future is not None:
+            with contextlib.suppress(RuntimeError):  # (its loop is closed: nobody waits any more)
+                future.get_loop().call_soon_threadsafe(_deliver, future, True, None)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` on this thread; whether the call has ended."""
+        return self._ended.acquire(timeout=seconds)
+
+    def later(self, loop: Any) -> Any:
+        """A future of ``loop`` done once the call has ended, or None if it has already."""
+        with self._mutex:
+            if self._future is _ENDED:
+                return None
+            self._future = loop.create_future()
+            return self._future
+
+
+_ENDED = object()
+
+
 class Lane:
     """One connection's calls; aiosqlite puts them here (``put_nowait``) instead of on a queue
     of its own thread."""
@@ -241,4 +291,4 @@ def workers_for(key: str | None) -> Workers:
         return workers
 
 
-__all__ = ["IDLE_EXIT", "STALLED", "Lane", "Workers", "workers_for"]
+__all__ = ["IDLE_EXIT", "STALLED", "Lane", "Pending", "Workers", "workers_for"]

@@ -70,6 +70,9 @@ class _Worker(greenlet):
     """A greenlet that runs one call after another, waiting in between."""
 
     __sqlalchemy_greenlet_provider__ = True
+    #: Its calls may return without having awaited anything (see `dialects.sqlite_async`, whose
+    #: quick statements are waited for in place): SQLAlchemy's own greenlet_spawn refuses that.
+    activerecord_awaits_optional = True
 
     def __init__(self) -> None:
         super().__init__(self._serve)
