@@ -252,12 +252,15 @@ run with the machine's load: the min-max columns show the spread.
   would mean sending statements to the driver outside `Connection.execute`, which the
   architecture rules out (all I/O on a `Connection`). (An explicit `RETURNING` read with
   `scalar_one()` instead of `inserted_primary_key` saves about 4 µs of the 34; not taken.)
-- **W2 bulk insert** sends the same executemany as Core; each row is validated first (one
-  generated loop per model, defaults and timestamps filled in, every check one expression; a
-  row that is a dict of exactly the model's columns with nothing to fill in is sent as it is,
-  not copied). On SQLite that is partly paid back by writing datetimes faster than SQLAlchemy's
-  own SQLite processor. W2n (two short strings a row) leaves the validation undiluted: 0.14 µs
-  of Core's 1.7 µs a row on SQLite (CPU time, same process: 1.11x).
+- **W2 bulk insert** sends the same INSERT as Core; each row is validated first (one generated
+  loop per model, defaults and timestamps filled in, every check one expression; a row that is
+  a dict of exactly the model's columns with nothing to fill in is not copied). The INSERT is
+  compiled once per model and database and its rows go to the driver as the driver takes them
+  (tuples, or dicts on psycopg), each value through its column type's processor, by
+  `Connection.exec_driver_sql`: SQLAlchemy's own executemany runs `construct_params` for every
+  row, which was most of Core's time on narrow rows (SQLite, 10,000 rows of two short strings,
+  paired in one process: Core 2.5 µs a row, the same rows as driver tuples 1.2, activerecord
+  1.7 with its validation). W2n is where this shows most.
 - **W2r** builds a record per row, as the contenders' ORMs do; plain dict rows take the bulk
   path and their records are made after the insert as loaded records are (about 0.5 µs a row;
   a record per row first, with its own validation, cost about 5).
@@ -274,9 +277,22 @@ run with the machine's load: the min-max columns show the spread.
   operations, against about 50 with one thread). The connections of one file now share a few
   threads (one runs the calls, one watches for a call stalled 50 ms; see Transactions): measured
   outside the suite, same load, ten threads 3,960-4,060 ops/s, shared threads 4,210-4,880 with
-  10-15% less CPU per operation, Tortoise (one connection) 4,100-4,490. Each wait for a
-  connection and each statement's read bound is an entry in a per-loop deadline table, not an
-  `asyncio.timeout` (which cost 7% of MariaDB's async W8).
+  10-15% less CPU per operation, Tortoise (one connection) 4,100-4,490. Even so, a statement
+  awaited on that thread took hundreds of µs for tens of work: the thread needs the GIL after
+  each SQLite step and waits for the busy loop to block or for the 5 ms switch interval.
+  Tortoise's single connection lets one call run at a time while the loop sits idle, so its
+  thread gets the GIL at once. Now a statement whose recent runs averaged under 2 ms is waited
+  for in place by the loop's thread (up to 4 ms, the GIL released): in paired runs in one
+  process, 1.55x Tortoise's throughput against 0.96x with every statement awaited. Each wait for
+  a connection and each statement's read bound is an entry in a per-loop deadline table, not an
+  `asyncio.timeout` (which cost 7% of MariaDB's async W8). On MariaDB, async W8 is bound by the
+  client's CPU for both (the loop idle 1% of the time) and the two are level: in paired runs in
+  one process activerecord used 177-232 µs of CPU an operation, Tortoise 173-185, with the same
+  statements reaching the server (its status counters). Yet activerecord runs fewer
+  instructions (callgrind, the same operations one after another: 485k a PK get and 433k an
+  update, against Tortoise's 757k and 702k); what it spends beyond the driver is SQLAlchemy's
+  checkout, execution context and result per statement and the greenlet switches around each
+  wait, whose cost in cache misses and stack copies an instruction count does not show.
 - **W7 stream time** is not a target (its memory is): it builds SQLAlchemy rows per batch and a
   record from each.
 - **Run-to-run spread on this machine.** On this two-core virtual machine a process's speed

@@ -4,8 +4,8 @@ aiosqlite runs sqlite3 on a thread of its own, and every awaited call is a round
 through a queue and the event loop (tens of µs each). SQLAlchemy's adapter cursor makes four per
 statement: open a cursor, execute, fetch the rows, close. The cursor here makes one, running the
 whole sqlite3 cursor lifecycle on that thread and keeping the rows, as SQLAlchemy's buffered
-cursor does; a statement that usually takes under half a millisecond is waited for in place,
-briefly, instead of through the event loop (`_call`), and so are commit and rollback.
+cursor does; a statement that usually takes under 2 ms is waited for in place, for 4 ms at
+most, instead of through the event loop (`_call`), and so are commit and rollback.
 Everything else (the connection, the server-side cursor used for streaming) is SQLAlchemy's
 adapter unchanged. The calls of all connections to one file run on that file's few shared
 threads (`sqlite_threads`) instead of one thread per connection.
@@ -166,8 +166,8 @@ def _call(adapted: Any, key: str, fn: Callable[..., T], *args: Any) -> T:
     to block, or for the 5 ms switch interval), and pay an asyncio future and a wake-up of the
     loop. Measured on W8 (100 tasks over a pool of 10 on a SQLite file in rollback-journal mode,
     synchronous=FULL, paired runs in one process): PK gets took 60-140 µs in place, writes with
-    their fsync 0.5-0.9 ms, and throughput was 1.3-1.5x what awaiting every call gave; awaiting
-    the writes and waiting for the reads only (a threshold of 0.5 ms) gave 1.1x. A slower
+    their fsync 0.5-0.9 ms, and throughput was 1.3-1.55x Tortoise ORM's, against 0.96x with
+    every call awaited and 1.1x with the reads in place and the writes awaited. A slower
     statement, or one still running after `PATIENCE` (a lock wait, a long query), is awaited,
     so the loop is never held longer than that.
     """
