@@ -132,16 +132,15 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     _cursor_cls = _Cursor
 
     def commit(self) -> None:
-        if self._connection._connection:
-            try:
-                _call(self, "COMMIT", sqlite3.Connection.commit)
-            except Exception as error:
-                self._handle_exception(error)
+        self._end("COMMIT", sqlite3.Connection.commit)
 
     def rollback(self) -> None:
-        if self._connection._connection:
+        self._end("ROLLBACK", sqlite3.Connection.rollback)
+
+    def _end(self, key: str, method: Callable[[sqlite3.Connection], None]) -> None:
+        if self._connection._connection:  # (nothing to end on a closed connection)
             try:
-                _call(self, "ROLLBACK", sqlite3.Connection.rollback)
+                _call(self, key, method)
             except Exception as error:
                 self._handle_exception(error)
 
