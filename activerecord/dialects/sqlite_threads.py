@@ -45,6 +45,13 @@ def _deliver(future: Any, ok: bool, value: Any) -> None:
             future.set_exception(value)
 
 
+def _hand_over(future: Any, ok: bool, value: Any) -> None:
+    """Settle ``future`` with the outcome of a call, on its event loop (from a worker thread)."""
+    # (a closed event loop refuses: nobody waits for the answer any more)
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(_deliver, future, ok, value)
+
+
 class Pending:
     """A call put on a lane whose caller waits for it on its own thread first (`wait`, the GIL
     released meanwhile) and, if it has not ended by then, through an asyncio future (`later`).
@@ -76,8 +83,7 @@ class Pending:
             future, self._future = self._future, _ENDED
         self._ended.release()
         if future is not None:
-            with contextlib.suppress(RuntimeError):  # (its loop is closed: nobody waits any more)
-                future.get_loop().call_soon_threadsafe(_deliver, future, True, None)
+            _hand_over(future, True, None)
 
     def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds`` on this thread; whether the call has ended."""
@@ -253,9 +259,7 @@ class Workers:
         except BaseException as exc:  # handed to the caller's future
             ok, value = False, exc
         if future is not None:
-            # (a closed event loop refuses: nobody waits for the answer any more)
-            with contextlib.suppress(RuntimeError):
-                future.get_loop().call_soon_threadsafe(_deliver, future, ok, value)
+            _hand_over(future, ok, value)
 
 
 _by_file: dict[str, Workers] = {}
