@@ -10,19 +10,21 @@ on these threads too, on one event loop and on two at once).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from activerecord import ActiveRecord, ConnectionManager
-from activerecord.dialects.sqlite_threads import STALLED
+from activerecord.dialects.sqlite_threads import STALLED, workers_for
 
 from .backends import BackendDatabases
 from .models import Everything
@@ -70,11 +72,14 @@ async def test_under_load_ten_connections_share_a_few_threads_which_end_with_the
 
     await asyncio.gather(*(worker() for _ in range(50)))
     assert 1 <= most <= 4, most  # (one runs the calls, one watches it, at most)
+    workers = weakref.ref(workers_for(os.path.realpath(path)))
     await ConnectionManager.adispose()
     deadline = time.monotonic() + 5
     while _threads_of(path) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert _threads_of(path) == []
+    gc.collect()
+    assert workers() is None  # (nothing the file's statements left behind keeps them)
     assert await Everything.find().using(pool_of_ten).acount() == 20 + ops.count("insert")  # reopens
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.util.concurrency import await_
 
 from .sqlite import ActiveRecordSQLite
 from .sqlite_gate import gate_key
-from .sqlite_threads import Lane, Pending, Workers, workers_for
+from .sqlite_threads import Lane, Pending, workers_for
 
 T = TypeVar("T")
 
@@ -149,8 +149,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 QUICK = 0.002
 #: How long the event loop's thread waits in place for a call before it awaits the rest.
 PATIENCE = 0.004
-# The recent run time of each statement on each file's workers (a moving average).
-_recent: dict[tuple[Workers, str], float] = {}
+# Statements whose recent run times a file's workers keep (see `Workers.recent`).
 _RECENT_MAX = 2048
 
 
@@ -178,8 +177,8 @@ def _call(adapted: Any, key: str, fn: Callable[..., T], *args: Any) -> T:
     conn = driver._conn
     pending = Pending(functools.partial(fn, conn, *args))
     lane.put_nowait((None, pending.run))
-    mark = (lane.workers, key)
-    recent = _recent.get(mark, 0.0)
+    times = lane.workers.recent
+    recent = times.get(key, 0.0)
     if recent >= QUICK or not pending.wait(PATIENCE):
         future = pending.later(asyncio.get_running_loop())
         if future is not None:
@@ -190,9 +189,9 @@ def _call(adapted: Any, key: str, fn: Callable[..., T], *args: Any) -> T:
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         await_(done)
-    if len(_recent) >= _RECENT_MAX:
-        _recent.clear()  # (statements with literals in their SQL: keep the table bounded)
-    _recent[mark] = recent + (pending.seconds - recent) / 4
+    if len(times) >= _RECENT_MAX:
+        times.clear()  # (statements with literals in their SQL: keep the table bounded)
+    times[key] = recent + (pending.seconds - recent) / 4
     if not pending.ok:
         raise pending.value
     value: T = pending.value

@@ -142,6 +142,10 @@ class Workers:
         self._watchers = 0
         #: Threads woken from idle that have not yet looked for work.
         self._waking = 0
+        #: The recent run time of each statement on this file (seconds, a moving average kept
+        #: by the callers: `sqlite_async` waits in place for the quick ones). It ends with the
+        #: file's threads.
+        self.recent: dict[str, float] = {}
 
     # -- what connections call -----------------------------------------------------------------
 
