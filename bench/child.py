@@ -140,7 +140,8 @@ def _sync_pass(contender: SyncContender, inputs: Inputs, clock: _Clock) -> None:
             else:
                 contender.mixed_insert(extra)  # type: ignore[arg-type]
 
-        run_threads(one, ops[: 2 * W8_THREADS])  # untimed: the pool fills, as in a running service
+        if clock.timed:  # (the warm-up's own W8 fills the pool)
+            run_threads(one, ops[: 2 * W8_THREADS])  # untimed: the pool fills, as in a running service
         hits.clear()
         started = clock.start()
         mixed = run_threads(one, ops)
@@ -198,7 +199,8 @@ async def _async_pass(contender: AsyncContender, inputs: Inputs, clock: _Clock) 
             else:
                 await contender.mixed_insert(extra)  # type: ignore[arg-type]
 
-        await run_tasks(one, ops[: 2 * W8_TASKS])  # untimed: the pool fills
+        if clock.timed:
+            await run_tasks(one, ops[:W8_TASKS])  # untimed: the pool fills (every task at once)
         hits.clear()
         started = clock.start()
         mixed = await run_tasks(one, ops)
@@ -224,7 +226,8 @@ def _freeze_heap() -> None:
 def _warmup_sizes(sizes: Sizes) -> Sizes:
     # Small enough to cost little, large enough to fill compile caches and pass the
     # drivers' prepare thresholds (psycopg prepares a statement on its 5th execution).
-    return replace(sizes, single_inserts=20, bulk_rows=100, pk_gets=10, page_queries=10, updates=10, mixed_ops=200)
+    # W8: one operation per task, every pooled connection opened.
+    return replace(sizes, single_inserts=20, bulk_rows=100, pk_gets=10, page_queries=10, updates=10, mixed_ops=W8_TASKS)
 
 
 class _Channel:

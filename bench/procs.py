@@ -71,8 +71,8 @@ class ContenderProcess:
         """The first line: ready (with streaming notes) or unavailable."""
         return self._read(timeout)
 
-    def request(self, command: str, timeout: float) -> dict[str, Any]:
-        """Send one command and return its reply."""
+    def send(self, command: str) -> None:
+        """Send one command; its reply is read by `reply` (so several children can work at once)."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(command + "\n")
@@ -80,7 +80,15 @@ class ContenderProcess:
         except BrokenPipeError:
             self.proc.wait()
             raise ChildFailed(f"exit {self.proc.returncode}: {self._last_error()}") from None
+
+    def reply(self, timeout: float) -> dict[str, Any]:
+        """The reply to the command sent last."""
         return self._read(timeout)
+
+    def request(self, command: str, timeout: float) -> dict[str, Any]:
+        """Send one command and return its reply."""
+        self.send(command)
+        return self.reply(timeout)
 
     def _last_error(self) -> str:
         lines = self.log.read_text(encoding="utf-8").strip().splitlines()

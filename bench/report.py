@@ -155,8 +155,11 @@ _METHOD = """## Method
 - Every contender runs in Python processes of its own, on a table of its own
   (`bench_item_<contender>`, the same DDL for all, created by the runner; on SQLite also a file
   of its own). The contenders of a backend take turns in rounds (A B C, B C A, ...), so drifting
-  machine load is shared by all; each round starts new processes, each making one untimed
-  warm-up pass and then one timed pass, so a median is one over processes.
+  machine load is shared by all; each round starts new processes, so a median is one over
+  processes. A round's processes make their untimed warm-up pass (small sizes: caches, compiled
+  statements, pooled connections) all at once, then one timed pass each, one process at a time;
+  the tracemalloc pass of the last round (W7 heap, which counts only the process's own
+  allocations) runs in all of them at once too.
 - Statements are built anew on every call, as application code does; what a library caches by
   itself (compiled SQL, prepared statements) counts. Core's W1 passes the row as parameters,
   `conn.execute(insert(t), row)`: `insert(t).values(**row)` costs about 3.5x more per insert.

@@ -2,9 +2,10 @@
 
 Each contender runs in an interpreter of its own, so that imports, caches, the garbage
 collector and the memory peak of one library never leak into another's numbers. The runner
-creates each contender's table, starts the processes of a backend, and then has them run
-their timed passes in rounds (A1 B1 C1, B2 C2 A2, ...) so that drifting machine load is
-shared by all instead of landing on one. A contender that cannot be imported is reported as
+creates each contender's table, starts the processes of a backend, warms them up together (an
+untimed pass measures nothing another could disturb), and then has them run their timed passes
+one at a time in rounds (A1 B1 C1, B2 C2 A2, ...) so that drifting machine load is shared by
+all instead of landing on one. A contender that cannot be imported is reported as
 unavailable; one that raises, dies or times out as failed, and the run goes on.
 """
 
@@ -159,23 +160,50 @@ class _Backend:
         finally:
             self.results[name].seconds += time.perf_counter() - started
 
+    def ask_all(self, command: str) -> dict[str, dict[str, Any]]:
+        """One command to every live contender at once; the replies of those that answered.
+
+        Only for passes whose figures other processes cannot disturb: the warm-up measures
+        nothing, and the memory pass's tracemalloc peak counts the process's own allocations.
+        """
+        started = time.perf_counter()
+        sent: list[str] = []
+        for name in list(self.live):
+            try:
+                self.procs[name].send(command)
+            except ChildFailed as exc:
+                self.fail(name, str(exc))
+            else:
+                sent.append(name)
+        replies: dict[str, dict[str, Any]] = {}
+        for name in sent:
+            try:
+                replies[name] = self.procs[name].reply(self.timeout)
+            except ChildFailed as exc:
+                self.fail(name, str(exc))
+            finally:
+                self.results[name].seconds += time.perf_counter() - started
+        return replies
+
     def run(self, targets: dict[str, Target], sizes: Sizes, workdir: Path, repeats: int) -> None:
-        """``repeats`` rounds: new processes, each warmed up and then timed over one pass; the
-        memory pass in the last round."""
+        """``repeats`` rounds: new processes, warmed up together, then timed one after another
+        over one pass each; the memory passes, together, in the last round."""
         for round_no in range(repeats):
             self.start(targets, sizes, workdir, round_no)
             try:
+                self.ask_all("warmup")
                 # Rotate the order so no contender always runs right after the same neighbour.
                 shift = round_no % max(len(self.live), 1)
                 for name in self.live[shift:] + self.live[:shift]:
-                    self._round(name, last=round_no == repeats - 1)
+                    self._timed(name)
+                if round_no == repeats - 1:
+                    for name, reply in self.ask_all("memory").items():
+                        self.results[name].heap_mib = reply["heap_mib"]
             finally:
                 self.close()
             print(f"  {self.backend}: round {round_no + 1}/{repeats} done", file=sys.stderr)
 
-    def _round(self, name: str, last: bool) -> None:
-        if self.ask(name, "warmup") is None:
-            return
+    def _timed(self, name: str) -> None:
         reply = self.ask(name, "repeat")
         if reply is None:
             return
@@ -185,8 +213,6 @@ class _Backend:
         result.memory_mib.append(reply["rss_mib"])
         if reply.get("mixed"):
             result.mixed.append(reply["mixed"])
-        if last and (memory := self.ask(name, "memory")) is not None:
-            result.heap_mib = memory["heap_mib"]
 
     def close(self) -> None:
         for proc in self.procs.values():
