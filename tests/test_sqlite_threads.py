@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from activerecord import ActiveRecord, ConnectionManager
+from activerecord.dialects.sqlite_async import PROBE
 from activerecord.dialects.sqlite_threads import STALLED, workers_for
 
 from .backends import BackendDatabases
@@ -86,7 +87,7 @@ async def test_under_load_ten_connections_share_a_few_threads_which_end_with_the
 _HOLD_LOCK = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")  # the write lock, as another process's writer holds it
+conn.execute("BEGIN " + sys.argv[3])  # IMMEDIATE: the write lock, as another process's writer holds it
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 conn.execute("COMMIT")
@@ -99,7 +100,7 @@ async def test_a_transaction_waiting_for_another_process_does_not_hold_up_the_re
     row = await Everything.acreate(small=1, using=pool_of_ten)
     await asyncio.gather(*(Everything.find_by_id(row.id).using(pool_of_ten).aone() for _ in range(10)))  # (pool full)
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("threads")["database"], "2.0"],
+        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("threads")["database"], "2.0", "IMMEDIATE"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -123,3 +124,47 @@ async def test_a_transaction_waiting_for_another_process_does_not_hold_up_the_re
     finally:
         holder.wait(timeout=10)
     assert sorted(r.small for r in await Everything.find().using(pool_of_ten).aall()) == [1, 2]
+
+
+async def test_a_read_slowed_once_by_a_lock_runs_without_yielding_again_on_a_busy_loop(
+    db: Any, backend_dbs: BackendDatabases, pool_of_ten: str
+) -> None:
+    """A quick read is waited for in place (the event loop does not run other tasks meanwhile);
+    one that had to wait for another process's exclusive lock is awaited for a while, and must
+    come back once it is quick again, also while the loop is busy (an awaited run waits for the
+    GIL the busy loop holds, and so would keep looking slow)."""
+    row = await Everything.acreate(small=1, using=pool_of_ten)
+    get = Everything.find_by_id(row.id).using(pool_of_ten)
+    await get.aone()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("threads")["database"], "0.3", "EXCLUSIVE"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert (await get.aone()).small == 1  # (waits in SQLite's busy handler until the commit)
+    finally:
+        holder.wait(timeout=10)
+    ticks = 0
+    busy = True
+
+    async def spin() -> None:  # a loop busy with other requests, the GIL held a few ms at a time
+        nonlocal ticks
+        while busy:
+            ticks += 1
+            sum(range(200_000))  # (one call in C: no switch to another thread until it returns)
+            await asyncio.sleep(0)
+
+    spinner = asyncio.create_task(spin())
+    try:
+        for _ in range(6 * PROBE):
+            assert (await get.aone()).small == 1
+        before = ticks
+        for _ in range(40):
+            await get.aone()
+        yielded = ticks - before
+    finally:
+        busy = False
+        await spinner
+    assert yielded == 0, yielded

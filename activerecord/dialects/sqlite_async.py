@@ -149,8 +149,23 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 QUICK = 0.002
 #: How long the event loop's thread waits in place for a call before it awaits the rest.
 PATIENCE = 0.004
-# Statements whose recent run times a file's workers keep (see `Workers.recent`).
+#: A statement taken for slow is still waited for in place on every PROBE-th call: awaited, its
+#: run includes the waits for the GIL while the loop runs other tasks, so only a run in place
+#: tells that it has become quick again (after a burst of load, or a lock that was held).
+PROBE = 8
+# Statements whose timings a file's workers keep (see `Workers.recent`).
 _RECENT_MAX = 2048
+
+
+class _Timing:
+    """One statement on one file: its recent run time in place (a moving average, seconds) and
+    the calls that have awaited it since it last ran in place."""
+
+    __slots__ = ("awaited", "seconds")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.awaited = 0
 
 
 def _call(adapted: Any, key: str, fn: Callable[..., T], *args: Any) -> T:
@@ -167,7 +182,10 @@ def _call(adapted: Any, key: str, fn: Callable[..., T], *args: Any) -> T:
     their fsync 0.5-0.9 ms, and throughput was 1.3-1.55x Tortoise ORM's, against 0.96x with
     every call awaited and 1.1x with the reads in place and the writes awaited. A slower
     statement, or one still running after `PATIENCE` (a lock wait, a long query), is awaited,
-    so the loop is never held longer than that.
+    so the loop is never held longer than that. Only runs in place count towards the average,
+    and a slow statement is tried in place again every `PROBE` calls: an awaited run is slowed
+    by the busy loop itself, and counting it would keep a statement that was slow once (in a
+    burst of load) on the slow path for good.
     """
     driver: Any = adapted._connection
     if not isinstance(driver, _SharedConnection):  # (the user's own creator: aiosqlite's thread)
@@ -178,20 +196,30 @@ def _call(adapted: Any, key: str, fn: Callable[..., T], *args: Any) -> T:
     pending = Pending(functools.partial(fn, conn, *args))
     lane.put_nowait((None, pending.run))
     times = lane.workers.recent
-    recent = times.get(key, 0.0)
-    if recent >= QUICK or not pending.wait(PATIENCE):
+    timing = times.get(key)
+    if timing is None:
+        if len(times) >= _RECENT_MAX:
+            times.clear()  # (statements with literals in their SQL: keep the table bounded)
+        timing = times[key] = _Timing()
+    in_place = timing.seconds < QUICK or timing.awaited >= PROBE
+    if in_place and pending.wait(PATIENCE):
+        if not getattr(getcurrent(), "activerecord_awaits_optional", False):
+            # SQLAlchemy's AsyncConnection.execute refuses a call that never awaited (its check
+            # for a sync driver): one await of a done future, which does not yield to the loop.
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            await_(done)
+    else:
         future = pending.later(asyncio.get_running_loop())
         if future is not None:
             await_(future)
-    elif not getattr(getcurrent(), "activerecord_awaits_optional", False):
-        # SQLAlchemy's AsyncConnection.execute refuses a call that never awaited (its check for
-        # a sync driver): one await of a done future, which does not yield to the loop.
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        await_(done)
-    if len(times) >= _RECENT_MAX:
-        times.clear()  # (statements with literals in their SQL: keep the table bounded)
-    times[key] = recent + (pending.seconds - recent) / 4
+    if in_place:
+        # (a run counts as at most 4 * PATIENCE: a lock waited for says the statement was slow,
+        # not how slow it will be, and the average must come back within a few quick runs)
+        timing.awaited = 0
+        timing.seconds += (min(pending.seconds, 4 * PATIENCE) - timing.seconds) / 4
+    else:
+        timing.awaited += 1
     if not pending.ok:
         raise pending.value
     value: T = pending.value

@@ -142,10 +142,9 @@ class Workers:
         self._watchers = 0
         #: Threads woken from idle that have not yet looked for work.
         self._waking = 0
-        #: The recent run time of each statement on this file (seconds, a moving average kept
-        #: by the callers: `sqlite_async` waits in place for the quick ones). It ends with the
-        #: file's threads.
-        self.recent: dict[str, float] = {}
+        #: What the callers keep about each statement on this file (`sqlite_async`: its recent
+        #: run times, to wait in place for the quick ones); it ends with the file's threads.
+        self.recent: dict[str, Any] = {}
 
     # -- what connections call -----------------------------------------------------------------
 
