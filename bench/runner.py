@@ -151,24 +151,19 @@ class _Backend:
 
     def ask(self, name: str, command: str) -> dict[str, Any] | None:
         """One command to one contender; a failure takes it out of the remaining rounds."""
-        started = time.perf_counter()
-        try:
-            return self.procs[name].request(command, self.timeout)
-        except ChildFailed as exc:
-            self.fail(name, str(exc))
-            return None
-        finally:
-            self.results[name].seconds += time.perf_counter() - started
+        return self.ask_all(command, [name]).get(name)
 
-    def ask_all(self, command: str) -> dict[str, dict[str, Any]]:
-        """One command to every live contender at once; the replies of those that answered.
+    def ask_all(self, command: str, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """One command to every live contender (or to ``names``) at once; the replies of those
+        that answered.
 
-        Only for passes whose figures other processes cannot disturb: the warm-up measures
-        nothing, and the memory pass's tracemalloc peak counts the process's own allocations.
+        Several at once only for passes whose figures other processes cannot disturb: the
+        warm-up measures nothing, and the memory pass's tracemalloc peak counts the process's
+        own allocations.
         """
         started = time.perf_counter()
         sent: list[str] = []
-        for name in list(self.live):
+        for name in list(self.live) if names is None else names:
             try:
                 self.procs[name].send(command)
             except ChildFailed as exc:
