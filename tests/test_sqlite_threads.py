@@ -10,6 +10,7 @@ on these threads too, on one event loop and on two at once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import random
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -94,18 +95,26 @@ conn.execute("COMMIT")
 """
 
 
+@contextlib.contextmanager
+def _lock_held(path: str, seconds: float, mode: str) -> Iterator[None]:
+    """Another process holds the lock of ``BEGIN <mode>`` on ``path`` for ``seconds`` from entry;
+    the exit waits for it to commit."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, path, str(seconds), mode], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.wait(timeout=10)
+
+
 async def test_a_transaction_waiting_for_another_process_does_not_hold_up_the_reads(
     db: Any, backend_dbs: BackendDatabases, pool_of_ten: str
 ) -> None:
     row = await Everything.acreate(small=1, using=pool_of_ten)
     await asyncio.gather(*(Everything.find_by_id(row.id).using(pool_of_ten).aone() for _ in range(10)))  # (pool full)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("threads")["database"], "2.0", "IMMEDIATE"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with _lock_held(backend_dbs.config("threads")["database"], 2.0, "IMMEDIATE"):
         started = time.monotonic()
 
         async def write() -> None:
@@ -121,8 +130,6 @@ async def test_a_transaction_waiting_for_another_process_does_not_hold_up_the_re
         # Held up for one STALLED at most, not until the other process lets go (2 s).
         assert reads_done < 0.1 + STALLED + 0.6, reads_done
         await writer  # gets the lock once the other process commits
-    finally:
-        holder.wait(timeout=10)
     assert sorted(r.small for r in await Everything.find().using(pool_of_ten).aall()) == [1, 2]
 
 
@@ -136,16 +143,8 @@ async def test_a_read_slowed_once_by_a_lock_runs_without_yielding_again_on_a_bus
     row = await Everything.acreate(small=1, using=pool_of_ten)
     get = Everything.find_by_id(row.id).using(pool_of_ten)
     await get.aone()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, backend_dbs.config("threads")["database"], "0.3", "EXCLUSIVE"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with _lock_held(backend_dbs.config("threads")["database"], 0.3, "EXCLUSIVE"):
         assert (await get.aone()).small == 1  # (waits in SQLite's busy handler until the commit)
-    finally:
-        holder.wait(timeout=10)
     ticks = 0
     busy = True
 
