@@ -63,7 +63,7 @@ def bench(session: nox.Session) -> None:
 
     ``nox -s bench`` runs the full suite on SQLite, PostgreSQL and MariaDB and writes
     docs/benchmarks.md, docs/benchmarks.png and docs/benchmarks.json; ``nox -s bench -- --quick``
-    is the smoke run (sizes / 10, one repeat). Every ``python -m bench`` option passes through,
+    is the smoke run (sizes / 20, one repeat). Every ``python -m bench`` option passes through,
     e.g. ``nox -s bench -- --backend sqlite --contender activerecord,peewee --repeats 5``.
     The servers are the ones the tests use (BENCH_POSTGRESQL_URL / BENCH_MYSQL_URL override).
     """
@@ -83,7 +83,7 @@ def bench_patterns(session: nox.Session) -> None:
     outbox messages relayed per second to RabbitMQ, NATS JetStream and Redis Streams, sync and
     async. Writes docs/benchmarks-patterns.json and the "Patterns throughput" section of
     docs/benchmarks.md; ``nox -s bench_patterns -- --quick`` is the smoke run (about 20 s). Kept
-    out of ``nox -s bench``: that suite's quick run alone is near the minute and needs no brokers.
+    out of ``nox -s bench``: that suite's quick run alone takes most of a minute and needs no brokers.
     """
     session.install("-e", ".[all,rabbitmq,nats,redis]")
     session.run("python", "-m", "bench.patterns", *session.posargs)

@@ -7,7 +7,7 @@ from typing import Any
 from bench import goals
 from bench.contenders import BASELINE, BY_NAME
 from bench.results import RunResult, Spread, baseline_of, ratios, spreads
-from bench.workloads import WORKLOADS, Sizes, op_count
+from bench.workloads import QUICK_DIVISOR, WORKLOADS, Sizes, op_count
 
 _BACKEND_TITLES = {
     "sqlite": "SQLite",
@@ -223,11 +223,11 @@ Measured before the suite was written (`python -m bench.mysql_drivers`, full tab
   prefers asyncmy, so a project using both needs one driver.
 """
 
-_HOW_TO_RUN = """## How to run
+_HOW_TO_RUN = f"""## How to run
 
     nox -s bench                          # installs the contenders' libraries, then the full suite
     python -m bench                       # the same in an environment that has them
-    python -m bench --quick               # sizes / 10: before and after every change of a hot path
+    python -m bench --quick               # sizes / {QUICK_DIVISOR}: before and after every change of a hot path
     python -m bench --quick --repeats 3   # ... with medians over 3 repeats
     python -m bench --backend sqlite --contender activerecord,peewee --repeats 5
     python -m bench.mysql_drivers         # the MySQL driver comparison
@@ -383,7 +383,7 @@ def _notes_section(results: list[RunResult]) -> list[str]:
 def render(results: list[RunResult], meta: dict[str, Any], chart_name: str) -> str:
     """The whole markdown document."""
     sizes = Sizes(**meta["sizes"])
-    mode = "quick mode (sizes ÷10)" if meta["quick"] else "full sizes"
+    mode = f"quick mode (sizes ÷{QUICK_DIVISOR})" if meta["quick"] else "full sizes"
     lines = [
         "# Benchmarks",
         "",

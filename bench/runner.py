@@ -27,9 +27,8 @@ from bench.contenders import BASELINE, BY_NAME, CONTENDERS
 from bench.procs import ChildFailed, ContenderProcess
 from bench.results import RunResult
 from bench.targets import BACKENDS, BackendName, Target
-from bench.workloads import Sizes, item_table_for, narrow_table_for
+from bench.workloads import QUICK_DIVISOR, Sizes, item_table_for, narrow_table_for
 
-QUICK_DIVISOR = 10
 FULL_REPEATS = 3
 QUICK_REPEATS = 1
 
@@ -89,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if name not in BY_NAME:
             parser.error(f"unknown contender {name!r}")
     if args.repeats is None:
-        # A quick run is a smoke run: one repeat keeps the suite near a minute on two
+        # A quick run is a smoke run: one repeat keeps the suite under a minute on two
         # cores; pass --repeats for medians.
         args.repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
     if args.repeats < 1:

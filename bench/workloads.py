@@ -75,6 +75,10 @@ def make_narrow_rows(count: int, seed: int) -> list[NarrowRow]:
     return [NarrowRow(a=f"a{rng.randrange(10**7):07d}", b=f"b{rng.randrange(10**5):05d}") for _ in range(count)]
 
 
+#: ``--quick`` divides every operation count by this: a smoke run of under a minute on two
+#: cores (its timed passes then take about a third of it; process starts and warm-ups the rest).
+QUICK_DIVISOR = 20
+
 #: W8's concurrency: callers in flight, and the pool they share.
 W8_TASKS = 100
 W8_THREADS = 16
@@ -88,7 +92,7 @@ MixedOp = tuple[str, int, object]
 
 @dataclass(frozen=True)
 class Sizes:
-    """Operation counts; ``--quick`` divides them all by 10."""
+    """Operation counts; ``--quick`` divides them all by :data:`QUICK_DIVISOR`."""
 
     single_inserts: int = 10_000
     bulk_rows: int = 10_000
