@@ -206,7 +206,11 @@ _METHOD = """## Method
   under Tortoise has one connection). An untimed burst fills the pool first. The W8 cell is µs
   per operation of wall time (the inverse of throughput); the W8 table gives ops/s and the
   latency of single operations, from the start of the call to its end, the wait for a pooled
-  connection included, so an unfair hand-off shows as the worst operation.
+  connection included, so an unfair hand-off shows as the worst operation. An async operation
+  starts with one pass through the event loop, counted in its latency, as a service's request
+  starts from the loop and waits there for its turn: a library whose operations never yield
+  would otherwise have one task run operation after operation while the others' waits went
+  unmeasured.
 """
 
 
@@ -285,8 +289,12 @@ run with the machine's load: the min-max columns show the spread.
   each SQLite step and waits for the busy loop to block or for the 5 ms switch interval.
   Tortoise's single connection lets one call run at a time while the loop sits idle, so its
   thread gets the GIL at once. Now a statement whose recent runs averaged under 2 ms is waited
-  for in place by the loop's thread (up to 4 ms, the GIL released): in paired runs in one
-  process, 1.55x Tortoise's throughput against 0.96x with every statement awaited. Each wait for
+  for in place by the loop's thread (up to 4 ms, the GIL released). With every operation
+  starting from the loop (the harness since this round), full-size W8 in one process: in place
+  1,040-1,400 ops/s in 12 passes, every statement awaited 1,030-1,180 in 6, Tortoise 890-1,290
+  in 6; CPU time per operation 510-650 µs against Tortoise's 540-770. The 1.55x over Tortoise
+  measured in the previous round came from a harness whose tasks ran their next operation
+  without passing through the loop, where operations that never yield ran back to back. Each wait for
   a connection and each statement's read bound is an entry in a per-loop deadline table, not an
   `asyncio.timeout` (which cost 7% of MariaDB's async W8). On MariaDB, async W8 is bound by the
   client's CPU for both (the loop idle 1% of the time) and the two are level: in paired runs in
