@@ -76,7 +76,7 @@ def make_narrow_rows(count: int, seed: int) -> list[NarrowRow]:
 
 
 #: ``--quick`` divides every operation count by this: a smoke run of under a minute on two
-#: cores (its timed passes then take about a third of it; process starts and warm-ups the rest).
+#: cores (its timed passes then take about half of it; process starts and warm-ups most of the rest).
 QUICK_DIVISOR = 20
 
 #: W8's concurrency: callers in flight, and the pool they share.

@@ -180,10 +180,10 @@ def _call(adapted: Any, key: str, fn: Callable[..., T], *args: Any) -> T:
     loop. Measured on W8 (100 tasks over a pool of 10, each operation starting from the loop):
     1,040-1,400 operations a second in place against 1,030-1,180 with every call awaited. A
     slower statement, or one still running after `PATIENCE` (a lock wait, a long query), is
-    awaited, so the loop is never held longer than that. Only runs in place count towards the average,
-    and a slow statement is tried in place again every `PROBE` calls: an awaited run is slowed
-    by the busy loop itself, and counting it would keep a statement that was slow once (in a
-    burst of load) on the slow path for good.
+    awaited, so the loop is never held longer than that. Only runs in place count towards the
+    average, and a slow statement is tried in place again every `PROBE` calls: an awaited run is
+    slowed by the busy loop itself, and counting it would keep a statement that was slow once
+    (in a burst of load) on the slow path for good.
     """
     driver: Any = adapted._connection
     if not isinstance(driver, _SharedConnection):  # (the user's own creator: aiosqlite's thread)
